@@ -1,0 +1,159 @@
+"""Shared maths for every variant: masked means, group statistics, row scores, loss aggregation,
+the k3 KL estimate and the entropy of a softmax.
+
+Pure functions on tensors; nothing here knows about models or environments. Equation tags (S1),
+(S2), ... refer to the project SPEC and the docs pages.
+
+Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens, ``V`` vocabulary,
+``n`` distinct groups (or trajectories) among the rows.
+"""
+
+from __future__ import annotations
+
+import torch
+
+AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of ``x`` over the positions where ``mask`` is 1 (over everything, or along ``dim``).
+
+    An empty selection gives 0, not NaN.
+    """
+    mask = mask.to(x.dtype)
+    total = (x * mask).sum() if dim is None else (x * mask).sum(dim)
+    count = mask.sum() if dim is None else mask.sum(dim)
+    return total / count.clamp(min=1)
+
+
+# ----------------------------------------------------------------------------- group statistics
+
+
+def dense_index(index: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Map arbitrary ids (random group ids, say) to 0..n-1; returns (dense index (B,), n)."""
+    uniq, inverse = torch.unique(index, return_inverse=True)
+    return inverse, len(uniq)
+
+
+def segment_mean(values: torch.Tensor, inverse: torch.Tensor, n: int):
+    """Per-segment (mean (n,), count (n,)). A constant segment's mean is exactly its value."""
+    count = torch.bincount(inverse, minlength=n).to(values.dtype)  # (n,)
+    total = values.new_zeros(n).index_add_(0, inverse, values)  # (n,)
+    lo = values.new_full((n,), float("inf")).scatter_reduce_(0, inverse, values, "amin")  # (n,)
+    hi = values.new_full((n,), -float("inf")).scatter_reduce_(0, inverse, values, "amax")  # (n,)
+    # sum/n of equal floats can miss the value by one ulp (3 x 0.1); pin it so that a constant
+    # group gives s - mu == 0 exactly, hence A == 0 exactly (S2, "Constant scores")
+    mean = torch.where(lo == hi, lo, total / count)  # (n,)
+    return mean, count
+
+
+def group_stats(values: torch.Tensor, group_index: torch.Tensor):
+    """Per-row mean and unbiased std of the row's group, Eq. (S2).
+
+    values (B,), group_index (B,) long (any ids, any order) -> (mean (B,), std (B,)).
+    Singleton group: mean 0, std 1 (a convention of the reference code, SPEC S2).
+    Constant group: mean equals the value exactly and std is exactly 0.
+    """
+    inverse, n = dense_index(group_index)  # (B,)
+    mean, count = segment_mean(values, inverse, n)  # (n,), (n,)
+    sq_dev = (values - mean[inverse]) ** 2  # (B,)
+    # Eq. (S2): Bessel's correction, 1 / (|S_g| - 1)
+    var = values.new_zeros(n).index_add_(0, inverse, sq_dev) / (count - 1).clamp(min=1)  # (n,)
+    std = var.sqrt()  # (n,)
+    single = count == 1  # (n,)
+    mean = torch.where(single, torch.zeros_like(mean), mean)  # (n,)
+    std = torch.where(single, torch.ones_like(std), std)  # (n,)
+    return mean[inverse], std[inverse]
+
+
+def row_scores(episode_return: torch.Tensor, valid: torch.Tensor, invalid_penalty: float = 0.1):
+    """Eq. (S1): s_j = R_tau(j) - c_inv * (1 - v_j). All (B,).
+
+    The penalty touches only the invalid row's own score, never R (SPEC §2).
+    Default c_inv = 0.1 from [ARL] ``apply_invalid_action_penalty``.
+    """
+    return episode_return - invalid_penalty * (1.0 - valid.to(episode_return.dtype))
+
+
+# ----------------------------------------------------------------------------- loss aggregation
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in AGG_MODES:
+        raise ValueError(f"unknown loss aggregation mode {mode!r}; expected one of {AGG_MODES}")
+
+
+def agg_denominator(mask: torch.Tensor, mode: str, max_len: int | None = None) -> float:
+    """The divisor of the §5 formula, computed once on the whole MINI-batch mask (B, T).
+
+    token-mean              -> number of unmasked tokens
+    seq-mean-token-mean     -> number of rows with at least one unmasked token (|V|)
+    seq-mean-token-sum      -> all rows B, fully masked ones included (as in [ARL])
+    seq-mean-token-sum-norm -> max_len, a constant (project: ``max_response_length``)
+
+    A count of 0 becomes 1, so an all-masked mini-batch has loss 0 rather than NaN.
+    """
+    _check_mode(mode)
+    if mode == "token-mean":
+        return max(float(mask.sum()), 1.0)
+    if mode == "seq-mean-token-mean":
+        return max(float((mask.sum(-1) > 0).sum()), 1.0)
+    if mode == "seq-mean-token-sum":
+        return float(mask.shape[0])
+    if max_len is None:  # seq-mean-token-sum-norm
+        raise ValueError(
+            "loss aggregation mode 'seq-mean-token-sum-norm' needs max_len "
+            "(the constant max_response_length), got None"
+        )
+    return float(max_len)
+
+
+def aggregate(
+    loss: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str,
+    denominator: float | None = None,
+    max_len: int | None = None,
+) -> torch.Tensor:
+    """This micro-batch's share of the §5 loss: its partial sum / the mini-batch ``denominator``.
+
+    loss (B, T), mask (B, T) -> scalar. Summed over any split of a mini-batch's rows into
+    micro-batches, with ``denominator = agg_denominator(minibatch_mask, mode)``, it equals the §5
+    formula on the whole mini-batch (project choice, SPEC §5; the reference instead averages
+    per-micro-batch means, which differs when micro-batches have unequal token counts).
+    ``denominator=None``: treat (loss, mask) as the whole mini-batch (one micro-batch).
+    """
+    _check_mode(mode)
+    if denominator is None:
+        denominator = agg_denominator(mask, mode, max_len)
+    # where(), not loss * mask: a non-finite loss on a padding token must not leak into the sum
+    token_loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
+    if mode == "seq-mean-token-mean":
+        row_len = mask.to(loss.dtype).sum(-1)  # (B,)
+        row_mean = token_loss.sum(-1) / row_len.clamp(min=1)  # (B,)  rows with 0 tokens give 0
+        return row_mean.sum() / denominator
+    # token-mean, seq-mean-token-sum and -norm share the partial sum; only the divisor differs
+    return token_loss.sum() / denominator
+
+
+# ----------------------------------------------------------------------------- KL and entropy
+
+
+def k3_kl(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """Eq. (S18): per-token k3 ("low_var_kl") estimate of KL(pi_theta || pi_ref), (B, T).
+
+    u = clamp(logp_ref - logp, -20, 20); k3 = clamp(e^u - u - 1, -10, 10).
+    d k3 / d logp = 1 - pi_ref / pi_theta; zero where |u| > 20 or k3 > 10 (the clamps).
+    """
+    u = torch.clamp(logp_ref - logp, -20.0, 20.0)  # (B, T)
+    return torch.clamp(torch.exp(u) - u - 1.0, -10.0, 10.0)  # (B, T)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary entropy -sum_v p log p at each position: logits (..., V) -> (...).
+
+    Uses log_softmax, so large logits do not overflow; logits must be finite.
+    Computed in the input dtype: cast bf16 logits up first if precision matters.
+    """
+    logp_all = torch.log_softmax(logits, dim=-1)  # (..., V)
+    return -(logp_all.exp() * logp_all).sum(-1)  # (...)

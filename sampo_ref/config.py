@@ -1,0 +1,152 @@
+"""One flat training config. Each field's docstring is its ``--help`` line; symbols and equation
+tags refer to the docs (SPEC). Fields marked *memory* change memory use, never the mathematics.
+
+The defaults are the toy experiment that ``sampo-ref train`` runs with no arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from sampo_ref.algos.common import AGG_MODES
+
+
+@dataclass
+class TrainConfig:
+    # --- experiment ---
+    algo: str = "grpo"
+    """Algorithm (a file under sampo_ref/algos/)."""
+    seed: int = 0
+    """Seed of the RL run: task sampling, rollout sampling, mini-batch order. The game pools do not depend on it."""
+    iterations: int = 30
+    """Training iterations (one rollout batch and its mini-batch updates each)."""
+    run_dir: str | None = None
+    """Where to write config, metrics.jsonl, plots and samples. Default: runs/<algo>-<family>-L<level>-s<seed>-<time>."""
+    device: str = "auto"
+    """auto (CUDA if present, else CPU), cpu, cuda or mps."""
+    progress: bool = True
+    """Show progress bars."""
+
+    # --- environment ---
+    family: str = "coin"
+    """Toy task family (toy_envs.FAMILIES)."""
+    level: int = 1
+    """Toy difficulty level (toy_envs.LEVELS)."""
+    train_games: int = 64
+    """Games in the training pool (seeds 0 .. train_games-1)."""
+    eval_games: int = 64
+    """Held-out games (unseen seeds, same family and level); one greedy episode each."""
+    max_turns: int = 0
+    """Turn limit per episode; 0 = the family/level default."""
+    history: int = 2
+    """H: earlier (observation, action) pairs shown in the prompt (SPEC §12.5)."""
+    win_reward: float = 1.0
+    """r^env on the winning turn (ALFWorld uses 10)."""
+    invalid_penalty: float = 0.1
+    """c_inv in (S1): subtracted from the row score of an invalid turn."""
+
+    # --- policy and sampling ---
+    model: str = "tiny"
+    """'tiny' (built offline and cached), a local save_pretrained directory, or a hub id."""
+    max_new_tokens: int = 16
+    """Response token limit per turn."""
+    temperature: float = 1.0
+    """Rollout sampling temperature; old log-probs are recomputed at it."""
+    top_p: float = 1.0
+    """Rollout nucleus sampling."""
+    top_k: int = 0
+    """Rollout top-k (0 = off)."""
+
+    # --- batch ---
+    tasks_per_iter: int = 8
+    """N: tasks (games) per iteration."""
+    group_size: int = 8
+    """G: copies of each task; one group (SPEC §2)."""
+    mini_batch_size: int = 64
+    """Rows per optimiser step. Several mini-batches per rollout make every step after the first off-policy."""
+    micro_batch_size: int = 64
+    """Rows per forward/backward (memory). The loss does not depend on it: aggregation uses mini-batch denominators."""
+    ppo_epochs: int = 1
+    """Passes over the rollout batch."""
+
+    # --- optimiser ---
+    lr: float = 1e-3
+    """AdamW learning rate (constant)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip; non-finite steps are skipped."""
+
+    # --- loss ---
+    clip_low: float = 0.2
+    """ε_l of (S10)."""
+    clip_high: float = 0.2
+    """ε_h of (S10)."""
+    dual_clip: float = 3.0
+    """c of (S10), > 1."""
+    loss_agg: str = "token-mean"
+    """Aggregation mode (§5): token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
+    kl_coef: float = 0.01
+    """β of (S19): k3 KL to the reference (the initial policy), in the loss."""
+    entropy_coef: float = 0.001
+    """c_H of (S19): entropy bonus."""
+
+    # --- evaluation and output ---
+    eval_every: int = 10
+    """Evaluate on held-out games every this many iterations (and always before and after)."""
+    samples: int = 3
+    """Trajectories written as text to samples.txt (first rollout and final held-out evaluation)."""
+
+    def validate(self) -> None:
+        """Stop before any work, naming the field, the value and what is allowed."""
+        from sampo_ref.algos import ALGORITHMS
+        from toy_envs import LEVELS
+
+        checks = [
+            ("algo", self.algo in ALGORITHMS, f"one of {sorted(ALGORITHMS)}"),
+            ("family", self.family in LEVELS, f"one of {sorted(LEVELS)}"),
+            ("level", self.level in LEVELS.get(self.family, {}), f"one of {sorted(LEVELS.get(self.family, {}))}"),
+            ("group_size", self.group_size >= 2, "≥ 2 (group advantages need at least two copies)"),
+            ("tasks_per_iter", self.tasks_per_iter >= 1, "≥ 1"),
+            ("train_games", self.train_games >= self.tasks_per_iter, f"≥ tasks_per_iter ({self.tasks_per_iter})"),
+            ("eval_games", self.eval_games >= 0, "≥ 0"),
+            ("iterations", self.iterations >= 0, "≥ 0"),
+            ("max_turns", self.max_turns >= 0, "≥ 0 (0 = family default)"),
+            ("history", self.history >= 0, "≥ 0"),
+            ("max_new_tokens", self.max_new_tokens >= 1, "≥ 1"),
+            ("temperature", self.temperature > 0, "> 0"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("top_k", self.top_k >= 0, "≥ 0"),
+            ("mini_batch_size", self.mini_batch_size >= 1, "≥ 1"),
+            ("micro_batch_size", 1 <= self.micro_batch_size <= self.mini_batch_size, f"in [1, mini_batch_size={self.mini_batch_size}]"),
+            ("ppo_epochs", self.ppo_epochs >= 1, "≥ 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, "≥ 0"),
+            ("max_grad_norm", self.max_grad_norm > 0, "> 0"),
+            ("clip_low", 0 <= self.clip_low <= 1, "in [0, 1]"),
+            ("clip_high", self.clip_high >= 0, "≥ 0"),
+            ("dual_clip", self.dual_clip > 1, "> 1"),
+            ("loss_agg", self.loss_agg in AGG_MODES, f"one of {list(AGG_MODES)}"),
+            ("kl_coef", self.kl_coef >= 0, "≥ 0"),
+            ("entropy_coef", self.entropy_coef >= 0, "≥ 0"),
+            ("invalid_penalty", self.invalid_penalty >= 0, "≥ 0"),
+            ("eval_every", self.eval_every >= 0, "≥ 0 (0 = only before and after)"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: expected {allowed}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}")
+        return cls(**d)
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message names the field, the value and what is allowed."""

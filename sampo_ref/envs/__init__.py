@@ -1,0 +1,1 @@
+"""Environment adapters: the toy TextWorld task (and ALFWorld)."""

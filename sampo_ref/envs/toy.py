@@ -1,0 +1,92 @@
+"""The toy task: TextWorld games from ``toy_envs`` and the compact prompt the tiny policy reads.
+
+The prompt keeps ARLArena's fields (task, current observation, last H (observation, action)
+pairs, admissible actions; SPEC §12.5) in a compact form a 0.5M-parameter model can read in
+~40 tokens:
+
+    goal: take the coin
+    room: spare room
+    history: cookhouse > go south
+    actions: go north; go east; look; inventory
+
+Project choices, each documented in docs/environments.md:
+* the observation is shown as the room name (the flavour text carries no information the
+  admissible list does not), and the anchor (GiGPO's state key) still carries the full text;
+* the admissible actions are listed in a fresh random order every turn, so no positional
+  shortcut ("always the first action") exists.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from sampo_ref.rollout import PromptInput
+from toy_envs import LEVELS, TextGameEnv, ensure_games
+
+HELD_OUT_SEED = 1_000_000  # held-out games use seeds HELD_OUT_SEED + i, never seen in training
+
+
+def goal_of(intro: str, family: str) -> str:
+    """The task, from the reset text's first paragraph. Coin collector's objective spells out the
+    route ("move south, then east, …"), so that family's goal is the bare task instead."""
+    if family == "coin":
+        return "find the coin and take it"
+    return intro.strip().split("\n\n")[0].lower()
+
+
+def toy_prompt(p: PromptInput, rng: random.Random, family: str, history: int = 2) -> str:
+    actions = list(p.info["admissible_commands"])
+    rng.shuffle(actions)
+    lines = [f"goal: {goal_of(p.intro, family)}", f"room: {p.info['room'].lower()}"]
+    if history and p.history:
+        lines.append("history: " + " | ".join(f"{i['room'].lower()} > {a}" for _, i, a in p.history[-history:]))
+    lines.append("actions: " + "; ".join(actions))
+    return "\n".join(lines)
+
+
+class ToyTask:
+    """Game pools (training seeds and held-out seeds) and envs for one family and level."""
+
+    def __init__(self, family: str, level: int, train_games: int, eval_games: int, max_turns: int = 0,
+                 win_reward: float = 1.0, history: int = 2, progress: bool = True):
+        self.family, self.level, self.history, self.win_reward = family, level, history, win_reward
+        self.max_turns = max_turns or LEVELS[family][level].max_turns
+        seeds = list(range(train_games)) + [HELD_OUT_SEED + i for i in range(eval_games)]
+        paths = ensure_games(family, level, seeds, progress=progress)
+        self.train_pool: list[Path] = paths[:train_games]
+        self.eval_pool: list[Path] = paths[train_games:]
+        self._envs: dict[Path, list[TextGameEnv]] = {}  # starting a game costs time: reuse envs
+
+    def envs(self, games: list[Path], copies: int) -> list[TextGameEnv]:
+        """``copies`` envs per game, game-major (env i plays games[i // copies])."""
+        out = []
+        for game in games:
+            pool = self._envs.setdefault(game, [])
+            while len(pool) < copies:
+                pool.append(TextGameEnv(game, max_turns=self.max_turns, win_reward=self.win_reward))
+            out.extend(pool[:copies])
+        return out
+
+    def prompt(self, p: PromptInput, rng: random.Random) -> str:
+        return toy_prompt(p, rng, self.family, self.history)
+
+
+def random_play(task: ToyTask, examples: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, action) pairs from uniformly random admissible play on the training pool.
+
+    The tiny policy's warm-start imitates these: the format, not the solution (DESIGN §5).
+    """
+    rng = random.Random(seed)
+    pairs: list[tuple[str, str]] = []
+    while len(pairs) < examples:
+        env = task.envs([rng.choice(task.train_pool)], 1)[0]
+        obs, info = env.reset()
+        intro, past, done, k = obs, [], False, 0
+        while not done and len(pairs) < examples:
+            action = rng.choice(info["admissible_commands"])
+            pairs.append((task.prompt(PromptInput(intro, obs, info, past, k), rng), action))
+            past.append((obs, info, action))
+            obs, _, terminated, truncated, info = env.step(action)
+            done, k = terminated or truncated, k + 1
+    return pairs

@@ -1,0 +1,59 @@
+"""The strict action parser: model text -> (action sent to the env, format-valid, valid).
+
+SPEC §12.6 (ARLArena's ``alfworld_projection``). The whole response must be
+
+    [ws] <think> … </think> [ws] <action> … </action> [ws]
+
+with exactly one of each tag (case-insensitive) and no CJK character. The toy policy answers
+``<action>…</action>`` alone, so ``require_think=False`` drops the think block (project choice,
+SPEC §12.5 "Toy variant").
+
+| case                                   | action sent to the env          | format_valid | valid          |
+|----------------------------------------|---------------------------------|--------------|----------------|
+| strict form holds                      | stripped, lower-cased action    | 1            | action ∈ admissible |
+| not strict, but an action block exists | the first block, stripped/lower | 0            | 0              |
+| no action block                        | last 30 characters of the text  | 0            | 0              |
+
+The parser never raises: every model output, however malformed, gets a row and the
+invalid-action penalty, and the episode goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_THINK_ACTION = re.compile(r"\s*<think>.*?</think>\s*<action>(.*?)</action>\s*", re.IGNORECASE | re.DOTALL)
+_ACTION_ONLY = re.compile(r"\s*<action>(.*?)</action>\s*", re.IGNORECASE | re.DOTALL)
+_FIRST_ACTION = re.compile(r"<action>(.*?)</action>", re.IGNORECASE | re.DOTALL)
+_CJK = re.compile("[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class ParsedAction:
+    action: str  # what the environment receives
+    format_valid: bool  # the strict form holds
+    valid: bool  # format_valid and the action is admissible (v_j in SPEC (S1))
+
+
+def _count(tag: str, text: str) -> int:
+    return len(re.findall(tag, text, re.IGNORECASE))
+
+
+def parse_action(text: str, admissible: list[str], require_think: bool = True) -> ParsedAction:
+    """Apply the strict rule of SPEC §12.6 to one response. Never raises."""
+    tags = ["<action>", "</action>"] + (["<think>", "</think>"] if require_think else [])
+    strict = _THINK_ACTION if require_think else _ACTION_ONLY
+    match = strict.fullmatch(text)
+    format_valid = (
+        match is not None
+        and all(_count(tag, text) == 1 for tag in tags)
+        and (require_think or _count("</?think>", text) == 0)
+        and not _CJK.search(text)
+    )
+    if format_valid:
+        action = match.group(1).strip().lower()
+        return ParsedAction(action, True, action in {a.strip().lower() for a in admissible})
+    first = _FIRST_ACTION.search(text)
+    action = first.group(1).strip().lower() if first else text[-30:]
+    return ParsedAction(action, False, False)

@@ -1,0 +1,151 @@
+"""The embedded default policy ``tiny``: built offline in about a minute, cached, deterministic.
+
+DESIGN §5. Three steps, each a plain function:
+
+1. ``train_tokenizer``: a byte-level BPE trained on toy-game prompts, with a chat template;
+2. ``new_model``: a small Llama-architecture transformer (a Llama config, not Qwen2, so that
+   ``AutoTokenizer`` reloads our BPE unchanged: SPEC §13 "transformers 5.x gotchas" 1);
+3. ``warm_start``: supervised imitation of **uniformly random admissible actions** on random-play
+   states. It teaches the ``<action>…</action>`` format, not the solution: the honest analogue of
+   ARLArena's behaviour-cloning cold start (SPEC §12.7). Everything RL gains after it is RL's.
+
+The result is saved with ``save_pretrained`` under the cache, keyed by a hash of everything that
+shapes it, and reloads like any Hugging Face model (``--model <that dir>`` works too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sampo_ref.policy import Policy, left_pad, right_pad, sequence_logprobs
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+SPECIAL = ["<|pad|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Everything that shapes the tiny policy; its hash names the cache directory."""
+
+    vocab_size: int = 1000  # BPE vocabulary
+    hidden_size: int = 128
+    layers: int = 2
+    heads: int = 4
+    intermediate_size: int = 384
+    warm_start_examples: int = 6000  # (prompt, random admissible action) pairs
+    warm_start_epochs: int = 2
+    warm_start_lr: float = 3e-3
+    warm_start_batch: int = 64
+    seed: int = 0
+
+
+def train_tokenizer(corpus: list[str], vocab_size: int):
+    """Byte-level BPE on ``corpus``, wrapped as a transformers fast tokenizer with a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<|pad|>", eos_token="<|eos|>", padding_side="left",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def new_model(cfg: TinyConfig, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+        max_position_embeddings=1024, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+    )
+    torch.manual_seed(cfg.seed)
+    return LlamaForCausalLM(config)
+
+
+def warm_start(policy: Policy, examples: list[tuple[str, str]], cfg: TinyConfig) -> list[float]:
+    """Imitate ``<action>{a}</action>`` for each (prompt, a); cross-entropy on response tokens only."""
+    tok, model = policy.tokenizer, policy.model
+    prompts = [policy.encode_prompt(p) for p, _ in examples]
+    responses = [tok.encode(f"<action>{a}</action>", add_special_tokens=False) for _, a in examples]
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.warm_start_lr, weight_decay=0.01)
+    rng = random.Random(cfg.seed)
+    steps = cfg.warm_start_epochs * ((len(examples) + cfg.warm_start_batch - 1) // cfg.warm_start_batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.warm_start_lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    model.train()
+    with tqdm(total=steps, desc="tiny: warm-start", unit="step", leave=False) as bar:
+        for _ in range(cfg.warm_start_epochs):
+            order = list(range(len(examples)))
+            rng.shuffle(order)
+            for start in range(0, len(order), cfg.warm_start_batch):
+                idx = order[start : start + cfg.warm_start_batch]
+                p_ids, p_mask = left_pad([prompts[i] for i in idx], policy.pad_id)  # (b, P)
+                r_ids, r_mask = right_pad([responses[i] for i in idx], policy.pad_id)  # (b, T)
+                logp, _ = sequence_logprobs(model, p_ids, p_mask, r_ids, r_mask)  # (b, T)
+                loss = -(logp * r_mask).sum() / r_mask.sum()
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.update()
+    model.eval()
+    return losses
+
+
+def cache_key(cfg: TinyConfig, data_id: dict) -> str:
+    blob = json.dumps({"tiny": asdict(cfg), "data": data_id, "version": 1}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def build_tiny(cfg: TinyConfig, make_examples: Callable[[], list[tuple[str, str]]], data_id: dict,
+               cache_dir: Path) -> Path:
+    """Build (or reuse) the tiny policy; returns its ``save_pretrained`` directory.
+
+    ``make_examples()`` returns the warm-start (prompt, action) pairs; it is called only on a cache
+    miss. Prompts and responses also train the tokenizer. ``data_id`` names the data (it enters the
+    cache key). The directory appears atomically: a killed build leaves no half policy behind.
+    """
+    out = cache_dir / f"tiny-{cache_key(cfg, data_id)}"
+    if (out / "config.json").exists():
+        return out
+    examples = make_examples()
+    tokenizer = train_tokenizer([f"{p}<action>{a}</action>" for p, a in examples], cfg.vocab_size)
+    policy = Policy(new_model(cfg, tokenizer), tokenizer, torch.device("cpu"))
+    losses = warm_start(policy, examples, cfg)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))
+    policy.save(tmp)
+    (tmp / "warm_start.json").write_text(json.dumps({"config": asdict(cfg), "data": data_id, "losses": losses}))
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process finished first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

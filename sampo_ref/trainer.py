@@ -1,0 +1,285 @@
+"""The training loop, read top to bottom (DESIGN §4, SPEC §2 "Order of operations"):
+
+    0. set-up: games, policy, reference policy, optimiser, run directory
+    for each iteration:
+        1. rollout      N tasks × G copies → trajectories → one row per turn (TurnBatch)
+        2. old log-probs and entropy under π_old, reference log-probs (no grad)
+        3. advantages   one scalar per row (the algorithm's estimator)
+        4. update       for each mini-batch: micro-batched loss (S19) → backward → clip → step
+        5. log          metrics.jsonl (flushed), held-out evaluation every ``eval_every``
+    6. final evaluation, learning-curve plot, sample trajectories, final policy
+
+Everything the algorithm decides sits behind two calls, ``algo.advantages`` and
+``algo.policy_loss``; the rest is shared by every variant.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sampo_ref.algos import ALGORITHMS
+from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, masked_mean
+from sampo_ref.config import TrainConfig
+from sampo_ref.envs.toy import ToyTask, random_play
+from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
+from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
+from sampo_ref.tiny import TinyConfig, build_tiny
+
+
+def cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("SAMPO_REF_CACHE", Path.home() / ".cache" / "sampo_ref"))
+
+
+def make_policy(cfg: TrainConfig, task: ToyTask, device: torch.device) -> Policy:
+    """``tiny`` → build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
+    if cfg.model != "tiny":
+        return load_policy(cfg.model, device)
+    tiny = TinyConfig()
+    data_id = dict(family=task.family, level=task.level, train_games=len(task.train_pool), history=task.history)
+    path = build_tiny(tiny, lambda: random_play(task, tiny.warm_start_examples, tiny.seed), data_id,
+                      cache_dir() / "policies")
+    return load_policy(str(path), device)
+
+
+@torch.no_grad()
+def fill_old_logprobs(policy: Policy, ref_model, batch: TurnBatch, cfg: TrainConfig) -> None:
+    """Phase 2: log π_old and its entropy (S-entropy for EMPG / diagnostics), and log π_ref."""
+    logp_old, ent_old, logp_ref = [], [], []
+    for idx in torch.arange(len(batch)).split(cfg.micro_batch_size):
+        mb = batch.select(idx)
+        args = [t.to(policy.device) for t in (mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask.long())]
+        lp, ent = sequence_logprobs(policy.model, *args, temperature=cfg.temperature, with_entropy=True)
+        logp_old.append(lp.cpu())
+        ent_old.append(ent.cpu())
+        if ref_model is not None:
+            logp_ref.append(sequence_logprobs(ref_model, *args, temperature=cfg.temperature)[0].cpu())
+    batch.logp_old = torch.cat(logp_old)  # (B, T)
+    batch.entropy_old = torch.cat(ent_old)  # (B, T)
+    batch.logp_ref = torch.cat(logp_ref) if ref_model is not None else None  # (B, T)
+
+
+def minibatch_loss(policy: Policy, algo, mb: TurnBatch, cfg: TrainConfig) -> dict[str, float]:
+    """Phase 4, one mini-batch: accumulate the gradient of (S19) over micro-batches.
+
+    The aggregation denominators are taken over the whole mini-batch first, so the loss and its
+    gradient do not depend on ``micro_batch_size`` (project choice; [ARL] averages micro-batch
+    means instead, SPEC §5 "Micro-batch subtlety").
+    """
+    max_len = cfg.max_new_tokens
+    pg_mode = algo.pg_agg or cfg.loss_agg
+    pg_den = agg_denominator(mb.response_mask, pg_mode, max_len)
+    reg_den = agg_denominator(mb.response_mask, cfg.loss_agg, max_len)
+    totals: dict[str, float] = {}
+    for idx in torch.arange(len(mb)).split(cfg.micro_batch_size):
+        micro = mb.select(idx)
+        mask = micro.response_mask.to(policy.device)  # (b, T)
+        args = [t.to(policy.device) for t in (micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask.long())]
+        logp, ent = sequence_logprobs(policy.model, *args, temperature=cfg.temperature,
+                                      with_entropy=cfg.entropy_coef > 0)  # (b, T)
+        pg_tok, stats = algo.policy_loss(logp, micro, cfg)  # (b, T)
+        parts = {"pg": aggregate(pg_tok, mask, pg_mode, pg_den)}
+        if cfg.entropy_coef > 0:
+            parts["entropy"] = aggregate(ent, mask, cfg.loss_agg, reg_den)
+        if cfg.kl_coef > 0:
+            parts["kl"] = aggregate(k3_kl(logp, micro.logp_ref.to(policy.device)), mask, cfg.loss_agg, reg_den)
+        loss = parts["pg"] - cfg.entropy_coef * parts.get("entropy", 0.0) + cfg.kl_coef * parts.get("kl", 0.0)
+        loss.backward()
+        share = mask.sum().item() / max(mb.response_mask.sum().item(), 1.0)  # token share of this micro-batch
+        for k, v in {**{f"loss/{k}": v.item() for k, v in parts.items()}, "loss/total": loss.item()}.items():
+            totals[k] = totals.get(k, 0.0) + v  # partial sums add up to the mini-batch value
+        for k, v in stats.items():
+            totals[f"actor/{k}"] = totals.get(f"actor/{k}", 0.0) + share * float(v)
+    return totals
+
+
+def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, gen: torch.Generator) -> dict:
+    """Phase 4: ``ppo_epochs`` passes of shuffled mini-batches, one optimiser step each."""
+    steps, skipped, grad_norms, sums = 0, 0, [], {}
+    policy.model.train()
+    for _ in range(cfg.ppo_epochs):
+        order = torch.randperm(len(batch), generator=gen)
+        for idx in order.split(cfg.mini_batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            stats = minibatch_loss(policy, algo, batch.select(idx), cfg)
+            norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.max_grad_norm).item()
+            if np.isfinite(norm):  # a non-finite gradient never reaches the weights
+                optimizer.step()
+                grad_norms.append(norm)
+            else:
+                skipped += 1
+            steps += 1
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+    policy.model.eval()
+    out = {k: v / steps for k, v in sums.items()}
+    out.update({"actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
+                "actor/grad_norm_max": max(grad_norms, default=float("nan")),
+                "actor/optimizer_steps": steps, "actor/skipped_steps": skipped,
+                "actor/off_policy_steps": steps - 1})
+    return out
+
+
+def rollout_metrics(trajs: list[Trajectory], batch: TurnBatch, prefix: str) -> dict:
+    """Success, return, turns, validity and response length of a list of trajectories."""
+    turns = [t for tau in trajs for t in tau.turns]
+    return {
+        f"{prefix}/success": float(np.mean([tau.won for tau in trajs])),
+        f"{prefix}/return": float(np.mean([tau.episode_return for tau in trajs])),
+        f"{prefix}/turns": float(np.mean([len(tau.turns) for tau in trajs])),
+        f"{prefix}/valid_format": float(np.mean([t.format_valid for t in turns])),
+        f"{prefix}/valid_action": float(np.mean([t.valid for t in turns])),
+        f"{prefix}/response_len": float(batch.response_mask.sum(1).mean()),
+        f"{prefix}/response_at_limit": float(np.mean([t.hit_limit for t in turns])),
+    }
+
+
+def evaluate(policy: Policy, task: ToyTask, games: list[Path], cfg: TrainConfig, seed: int) -> tuple[dict, list[Trajectory]]:
+    """One greedy episode per game (group size 1, no filtering, no training)."""
+    rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, do_sample=False, record_logp=False)
+    trajs = collect(policy, task.envs(games, 1), [str(g) for g in games], 1, task.prompt, rc, random.Random(seed))
+    return rollout_metrics(trajs, TurnBatch.from_trajectories(trajs, policy.pad_id), "eval"), trajs
+
+
+def format_trajectory(tau: Trajectory) -> str:
+    lines = [f"=== {Path(tau.task).name}  won={tau.won}  return={tau.episode_return:g}  turns={len(tau.turns)}"]
+    for t in tau.turns:
+        lines += [f"--- turn {t.turn_index}", t.prompt, f">>> {t.response!r}  (valid={t.valid}, reward={t.env_reward:g})",
+                  f"<<< {t.observation}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(metrics: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    train = [m for m in metrics if "rollout/success" in m]
+    evals = [m for m in metrics if "eval/success" in m]
+    axes[0].plot([m["iteration"] for m in train], [m["rollout/success"] for m in train], label="training rollouts (sampled)")
+    axes[0].plot([m["iteration"] for m in evals], [m["eval/success"] for m in evals], "o-", label="held-out (greedy)")
+    axes[0].set(xlabel="iteration", ylabel="success rate", ylim=(-0.02, 1.02), title="success")
+    axes[0].legend(fontsize=8)
+    for ax, key, name in [(axes[1], "rollout/valid_action", "valid-action ratio"), (axes[2], "actor/entropy_old", "policy entropy (nats/token)")]:
+        ax.plot([m["iteration"] for m in train if key in m], [m[key] for m in train if key in m])
+        ax.set(xlabel="iteration", title=name)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: list[dict]
+    eval_before: dict
+    eval_after: dict
+    train_before: dict
+    train_after: dict
+
+
+def train(cfg: TrainConfig) -> RunResult:
+    cfg.validate()
+    algo = ALGORITHMS[cfg.algo]
+    # 0. set-up ------------------------------------------------------------------------------
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    run_dir = Path(cfg.run_dir or f"runs/{cfg.algo}-{cfg.family}-L{cfg.level}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    task = ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
+                   cfg.history, progress=cfg.progress)
+    policy = make_policy(cfg, task, device)
+    ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,
+                                temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
+    metrics: list[dict] = []
+    log = (run_dir / "metrics.jsonl").open("a")
+
+    def write(record: dict) -> None:
+        metrics.append(record)
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+
+    def held_out(iteration: int) -> tuple[dict, list[Trajectory]]:
+        ev, trajs = evaluate(policy, task, task.eval_pool, cfg, seed=cfg.seed)
+        write({"iteration": iteration, **ev})
+        return ev, trajs
+
+    train_before = evaluate(policy, task, task.train_pool, cfg, seed=cfg.seed)[0]
+    eval_before = held_out(0)[0]
+    samples = []
+    bar = tqdm(range(1, cfg.iterations + 1), desc=f"{cfg.algo} on {cfg.family}-L{cfg.level}", unit="it",
+               disable=not cfg.progress)
+    for it in bar:
+        t0 = time.perf_counter()
+        # 1. rollout ----------------------------------------------------------------------------
+        games = rng.sample(task.train_pool, cfg.tasks_per_iter)
+        trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
+                        task.prompt, rollout_cfg, rng)
+        batch = TurnBatch.from_trajectories(trajs, policy.pad_id)
+        if it == 1:
+            samples += trajs[: cfg.samples]
+        t1 = time.perf_counter()
+        # 2. old and reference log-probs --------------------------------------------------------
+        fill_old_logprobs(policy, ref_model, batch, cfg)
+        t2 = time.perf_counter()
+        # 3. advantages -------------------------------------------------------------------------
+        batch.adv = algo.advantages(batch, cfg)  # (B,)
+        # 4. update -----------------------------------------------------------------------------
+        upd = update(policy, algo, optimizer, batch, cfg, gen)
+        t3 = time.perf_counter()
+        # 5. log --------------------------------------------------------------------------------
+        record = {"iteration": it, **rollout_metrics(trajs, batch, "rollout"), **upd,
+                  **diagnostics(trajs, batch), "time/rollout": t1 - t0, "time/logprobs": t2 - t1,
+                  "time/update": t3 - t2, "time/iteration": t3 - t0}
+        write(record)
+        postfix = {"success": f"{record['rollout/success']:.2f}"}
+        if cfg.eval_every and it % cfg.eval_every == 0 and it != cfg.iterations:
+            postfix["held-out"] = f"{held_out(it)[0]['eval/success']:.2f}"
+        bar.set_postfix(postfix)
+    # 6. final evaluation and artefacts ---------------------------------------------------------
+    eval_after, final_trajs = held_out(cfg.iterations)
+    train_after = evaluate(policy, task, task.train_pool, cfg, seed=cfg.seed)[0]
+    write({"iteration": cfg.iterations, "final": True, **{k.replace("eval/", "train_games/"): v for k, v in train_after.items()}})
+    log.close()
+    samples += final_trajs[: cfg.samples]
+    (run_dir / "samples.txt").write_text("\n".join(format_trajectory(t) for t in samples))
+    plot_curves(metrics, run_dir / "learning_curve.png", f"{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}")
+    policy.save(run_dir / "policy")
+    return RunResult(run_dir, metrics, eval_before, eval_after, train_before, train_after)
+
+
+def diagnostics(trajs: list[Trajectory], batch: TurnBatch) -> dict:
+    """Advantage statistics, group degeneracy, entropy and the sampling/recompute mismatch."""
+    returns: dict[int, list[float]] = {}
+    for tau in trajs:
+        returns.setdefault(tau.group_id, []).append(tau.episode_return)
+    sample_logp = [lp for tau in trajs for t in tau.turns for lp in (t.sample_logp or [])]
+    mask = batch.response_mask.bool()
+    out = {
+        "adv/mean": batch.adv.mean().item(), "adv/min": batch.adv.min().item(), "adv/max": batch.adv.max().item(),
+        "groups/uniform_return": float(np.mean([len(set(r)) == 1 for r in returns.values()])),
+        "groups/zero_adv_rows": (batch.adv == 0).float().mean().item(),
+        "actor/entropy_old": masked_mean(batch.entropy_old, batch.response_mask).item(),
+        "rows": len(batch),
+    }
+    if len(sample_logp) == int(mask.sum()):  # |log π_sample − log π_old| per token, same weights
+        out["actor/logp_mismatch"] = (torch.tensor(sample_logp) - batch.logp_old[mask]).abs().mean().item()
+    return out
