@@ -20,6 +20,7 @@ from sampo_ref.config import TrainConfig
 from sampo_ref.envs.toy import ToyTask
 from sampo_ref.policy import pick_device
 from sampo_ref.rollout import RolloutConfig, collect
+from toy_envs import BatchEnv
 
 
 @dataclass
@@ -63,7 +64,7 @@ def bench(cfg: BenchConfig) -> dict:
 
     def one_at_a_time():
         torch.manual_seed(0)
-        return [tau for env, name in zip(envs, names) for tau in collect(policy, [env], [name], 1, task.prompt, rc, random.Random(0))]
+        return [tau for env, name in zip(envs.envs, names) for tau in collect(policy, BatchEnv([env]), [name], 1, task.prompt, rc, random.Random(0))]
 
     results = {}
     for _ in range(cfg.repeats):

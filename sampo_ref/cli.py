@@ -31,8 +31,8 @@ def train(cfg: TrainConfig) -> None:
     tb, ta = result.train_before, result.train_after
     print(
         f"\n{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}: {cfg.iterations} iterations in {minutes:.1f} min\n"
-        f"  held-out success   {b['eval/success']:6.1%} → {a['eval/success']:6.1%}   ({cfg.eval_games} unseen games, greedy)\n"
-        f"  training games     {tb['eval/success']:6.1%} → {ta['eval/success']:6.1%}   ({cfg.train_games} games, greedy)\n"
+        f"  held-out success   {b['eval/success']:6.1%} → {a['eval/success']:6.1%}   ({cfg.eval_games} unseen games)\n"
+        f"  training games     {tb['eval/success']:6.1%} → {ta['eval/success']:6.1%}   ({cfg.train_games} games)\n"
         f"  valid actions      {b['eval/valid_action']:6.1%} → {a['eval/valid_action']:6.1%}\n"
         f"  run directory      {result.run_dir}"
     )

@@ -35,15 +35,17 @@ class TrainConfig:
     train_games: int = 64
     """Games in the training pool (seeds 0 .. train_games-1)."""
     eval_games: int = 64
-    """Held-out games (unseen seeds, same family and level); one greedy episode each."""
+    """Held-out games (unseen seeds, same family and level); one episode each."""
     max_turns: int = 0
     """Turn limit per episode; 0 = the family/level default."""
     history: int = 2
     """H: earlier (observation, action) pairs shown in the prompt (SPEC §12.5)."""
     win_reward: float = 1.0
     """r^env on the winning turn (ALFWorld uses 10)."""
-    invalid_penalty: float = 0.1
-    """c_inv in (S1): subtracted from the row score of an invalid turn."""
+    invalid_penalty: float = 0.0
+    """c_inv in (S1), subtracted from an invalid turn's row score. ARLArena: 0.1. Toy default 0: with GRPO's σ-normalisation any c_inv > 0 gives every valid turn of an all-fail group A > 0, and the tiny policy collapses into valid loops (docs/results.md)."""
+    norm_adv_by_std: bool = True
+    """GRPO (S2) divides by the group's σ; False = Dr. GRPO's mean-centred advantage (SPEC §3.1)."""
 
     # --- policy and sampling ---
     model: str = "tiny"
@@ -92,6 +94,12 @@ class TrainConfig:
     """c_H of (S19): entropy bonus."""
 
     # --- evaluation and output ---
+    eval_temperature: float = 0.6
+    """Evaluation sampling temperature; 0 = greedy. Default: ARLArena's validation protocol (SPEC §12.4)."""
+    eval_top_p: float = 0.95
+    """Evaluation nucleus sampling (SPEC §12.4)."""
+    eval_top_k: int = 20
+    """Evaluation top-k (SPEC §12.4)."""
     eval_every: int = 10
     """Evaluate on held-out games every this many iterations (and always before and after)."""
     samples: int = 3
@@ -131,6 +139,9 @@ class TrainConfig:
             ("entropy_coef", self.entropy_coef >= 0, "≥ 0"),
             ("invalid_penalty", self.invalid_penalty >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0 (0 = only before and after)"),
+            ("eval_temperature", self.eval_temperature >= 0, "≥ 0 (0 = greedy)"),
+            ("eval_top_p", 0 < self.eval_top_p <= 1, "in (0, 1]"),
+            ("eval_top_k", self.eval_top_k >= 0, "≥ 0"),
         ]
         for name, ok, allowed in checks:
             if not ok:

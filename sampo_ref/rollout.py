@@ -25,6 +25,7 @@ import torch
 
 from sampo_ref.parsing import parse_action
 from sampo_ref.policy import Policy, left_pad, right_pad
+from toy_envs.batch import BatchEnv
 
 
 @dataclass
@@ -88,7 +89,7 @@ class RolloutConfig:
 
 def collect(
     policy: Policy,
-    envs: Sequence,
+    envs: BatchEnv,
     tasks: Sequence[str],
     group_size: int,
     build_prompt: PromptFn,
@@ -97,35 +98,37 @@ def collect(
 ) -> list[Trajectory]:
     """Play ``envs`` (len = len(tasks) · G; env i plays task i // G) to the end, batched.
 
-    Each env is a gymnasium-style text env: ``reset() -> (obs, info)`` and
-    ``step(action) -> (obs, reward, terminated, truncated, info)`` with
-    ``info["admissible_commands"]``, ``info["won"]`` and ``info["anchor"]``.
+    Each env answers gymnasium-style, with ``info["admissible_commands"]``, ``info["won"]`` and
+    ``info["anchor"]``; ``BatchEnv.step`` skips the finished ones (action None).
     """
     if len(envs) != len(tasks) * group_size:
         raise ValueError(f"got {len(envs)} envs for {len(tasks)} tasks × group_size {group_size}")
     group_ids = [rng.getrandbits(62) for _ in tasks]
     trajs = [Trajectory(group_ids[i // group_size], rng.getrandbits(62), tasks[i // group_size]) for i in range(len(envs))]
-    states = [env.reset() for env in envs]  # (obs, info) each
+    states = envs.reset()  # (obs, info) per env
     intros = [obs for obs, _ in states]
-    history: list[list[tuple[str, dict, str]]] = [[] for _ in envs]
+    history: list[list[tuple[str, dict, str]]] = [[] for _ in states]
     active = list(range(len(envs)))
     for k in range(cfg.max_turns):
         if not active:
             break
+        # one prompt per active env → ONE batched generate → one parsed action per env
         prompts = [build_prompt(PromptInput(intros[i], *states[i], history[i], k), rng) for i in active]
         gens = policy.generate(
             prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, cfg.do_sample, cfg.record_logp
         )
+        parsed = {i: parse_action(g.text, states[i][1]["admissible_commands"], cfg.require_think)
+                  for i, g in zip(active, gens)}
+        results = envs.step([parsed[i].action if i in parsed else None for i in range(len(envs))])
         still_active = []
         for i, prompt, gen in zip(active, prompts, gens):
-            obs, info = states[i]
-            parsed = parse_action(gen.text, info["admissible_commands"], cfg.require_think)
-            next_obs, reward, terminated, truncated, next_info = envs[i].step(parsed.action)
+            (obs, info), p = states[i], parsed[i]
+            next_obs, reward, terminated, truncated, next_info = results[i]
             trajs[i].turns.append(
-                Turn(k, prompt, gen.prompt_ids, gen.response_ids, gen.text, parsed.action, info["anchor"],
-                     float(reward), parsed.format_valid, parsed.valid, next_obs, gen.sample_logp, gen.hit_limit)
+                Turn(k, prompt, gen.prompt_ids, gen.response_ids, gen.text, p.action, info["anchor"],
+                     float(reward), p.format_valid, p.valid, next_obs, gen.sample_logp, gen.hit_limit)
             )
-            history[i].append((obs, info, parsed.action))
+            history[i].append((obs, info, p.action))
             states[i] = (next_obs, next_info)
             trajs[i].won = bool(next_info["won"])
             if not (terminated or truncated or k + 1 == cfg.max_turns):

@@ -47,6 +47,7 @@ class TinyConfig:
     layers: int = 2
     heads: int = 4
     intermediate_size: int = 384
+    warm_start_games: int = 16  # the first training games; random play on them gives the examples
     warm_start_examples: int = 6000  # (prompt, random admissible action) pairs
     warm_start_epochs: int = 2
     warm_start_lr: float = 3e-3

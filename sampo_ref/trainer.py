@@ -46,8 +46,9 @@ def make_policy(cfg: TrainConfig, task: ToyTask, device: torch.device) -> Policy
     if cfg.model != "tiny":
         return load_policy(cfg.model, device)
     tiny = TinyConfig()
-    data_id = dict(family=task.family, level=task.level, train_games=len(task.train_pool), history=task.history)
-    path = build_tiny(tiny, lambda: random_play(task, tiny.warm_start_examples, tiny.seed), data_id,
+    games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
+    data_id = dict(family=task.family, level=task.level, games=len(games), history=task.history)
+    path = build_tiny(tiny, lambda: random_play(task, games, tiny.warm_start_examples, tiny.seed), data_id,
                       cache_dir() / "policies")
     return load_policy(str(path), device)
 
@@ -145,9 +146,12 @@ def rollout_metrics(trajs: list[Trajectory], batch: TurnBatch, prefix: str) -> d
 
 
 def evaluate(policy: Policy, task: ToyTask, games: list[Path], cfg: TrainConfig, seed: int) -> tuple[dict, list[Trajectory]]:
-    """One greedy episode per game (group size 1, no filtering, no training)."""
-    rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, do_sample=False, record_logp=False)
-    trajs = collect(policy, task.envs(games, 1), [str(g) for g in games], 1, task.prompt, rc, random.Random(seed))
+    """One episode per game with the evaluation sampling settings (group size 1, no training)."""
+    rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature or 1.0,
+                       top_p=cfg.eval_top_p, top_k=cfg.eval_top_k, do_sample=cfg.eval_temperature > 0, record_logp=False)
+    with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
+        torch.manual_seed(seed)  # every evaluation samples alike; training's random stream is left untouched
+        trajs = collect(policy, task.envs(games, 1), [str(g) for g in games], 1, task.prompt, rc, random.Random(seed))
     return rollout_metrics(trajs, TurnBatch.from_trajectories(trajs, policy.pad_id), "eval"), trajs
 
 
@@ -169,7 +173,7 @@ def plot_curves(metrics: list[dict], path: Path, title: str) -> None:
     train = [m for m in metrics if "rollout/success" in m]
     evals = [m for m in metrics if "eval/success" in m]
     axes[0].plot([m["iteration"] for m in train], [m["rollout/success"] for m in train], label="training rollouts (sampled)")
-    axes[0].plot([m["iteration"] for m in evals], [m["eval/success"] for m in evals], "o-", label="held-out (greedy)")
+    axes[0].plot([m["iteration"] for m in evals], [m["eval/success"] for m in evals], "o-", label="held-out (evaluation sampling)")
     axes[0].set(xlabel="iteration", ylabel="success rate", ylim=(-0.02, 1.02), title="success")
     axes[0].legend(fontsize=8)
     for ax, key, name in [(axes[1], "rollout/valid_action", "valid-action ratio"), (axes[2], "actor/entropy_old", "policy entropy (nats/token)")]:
@@ -203,7 +207,7 @@ def train(cfg: TrainConfig) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     task = ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
-                   cfg.history, progress=cfg.progress)
+                   cfg.history, instruction=cfg.model != "tiny", progress=cfg.progress)
     policy = make_policy(cfg, task, device)
     ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -47,6 +47,13 @@ def test_worked_example_vanilla_column():
     assert (-0.1 - 4.9833) / 7.0946 == pytest.approx(-0.7165, abs=1e-4)
 
 
+def test_worked_example_without_std():
+    """Checks the Dr. GRPO form of (S2): A = s - mu, mu = 3.98 over the 5 rows of SPEC §3.4."""
+    adv = grpo_advantages(_example_scores(), torch.zeros(5, dtype=torch.long), norm_by_std=False)
+    expected = [10 - 3.98, 10 - 3.98, 0 - 3.98, -0.1 - 3.98, 0 - 3.98]
+    assert torch.allclose(adv, torch.tensor(expected, dtype=torch.float64), atol=1e-9)
+
+
 def test_singleton_group():
     """Checks (S2) singleton convention: mu = 0, sigma = 1, so A = s / (1 + eps), not 0."""
     adv = grpo_advantages(torch.tensor([7.0, 1.0, 3.0]), torch.tensor([5, 9, 9]))

@@ -62,3 +62,26 @@ def test_generation_stops_at_the_closing_tag(small_policy):
     assert "</action>" not in pol.tokenizer.decode(tokens[: n - 1])
     n, hit_limit = pol._response_length(pol.tokenizer.encode("<action>go", add_special_tokens=False))
     assert hit_limit
+
+
+def test_a_saved_model_directory_loads_and_generates(small_policy, tmp_path):
+    """--model <local dir>: any causal LM with a chat template, reloaded through transformers' Auto classes."""
+    from sampo_ref.policy import load_policy
+
+    small_policy.save(tmp_path / "m")
+    pol = load_policy(str(tmp_path / "m"), torch.device("cpu"))
+    torch.manual_seed(0)
+    a = pol.generate(PROMPTS[:2], max_new_tokens=6)
+    torch.manual_seed(0)
+    b = small_policy.generate(PROMPTS[:2], max_new_tokens=6)
+    assert [g.response_ids for g in a] == [g.response_ids for g in b]
+
+
+def test_an_unknown_model_gives_a_clear_error(tmp_path, monkeypatch):
+    import pytest
+
+    from sampo_ref.policy import load_policy
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit, match="model='.*no-such-model'"):
+        load_policy(str(tmp_path / "no-such-model"), torch.device("cpu"))

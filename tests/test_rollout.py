@@ -9,6 +9,7 @@ import torch
 from sampo_ref.policy import Generation
 from sampo_ref.rollout import PromptInput, RolloutConfig, TurnBatch, collect
 from scripted import ScriptedEnv
+from toy_envs import BatchEnv, TextGameEnv
 
 
 class ScriptedPolicy:
@@ -38,7 +39,7 @@ def test_scripted_policy_gives_exact_rows():
     script = [["<action>go east</action>", "garbage"], ["<action>look</action>"], ["<action>look</action>"]]
     policy = ScriptedPolicy(script)
     cfg = RolloutConfig(max_turns=3)
-    trajs = collect(policy, [ScriptedEnv(), ScriptedEnv()], ["game"], 2, prompt, cfg, random.Random(0))
+    trajs = collect(policy, BatchEnv([ScriptedEnv(), ScriptedEnv()]), ["game"], 2, prompt, cfg, random.Random(0))
     assert [len(t.turns) for t in trajs] == [1, 3]
     assert trajs[0].group_id == trajs[1].group_id and trajs[0].traj_id != trajs[1].traj_id
     assert [t.won for t in trajs] == [True, False]
@@ -75,7 +76,7 @@ def test_scripted_policy_gives_exact_rows():
 
 def test_groups_get_distinct_ids_and_copies_share_them():
     script = [["<action>go east</action>"] * 4]
-    trajs = collect(ScriptedPolicy(script), [ScriptedEnv() for _ in range(4)], ["a", "b"], 2, prompt,
+    trajs = collect(ScriptedPolicy(script), BatchEnv([ScriptedEnv() for _ in range(4)]), ["a", "b"], 2, prompt,
                     RolloutConfig(max_turns=3), random.Random(1))
     assert trajs[0].group_id == trajs[1].group_id != trajs[2].group_id == trajs[3].group_id
     assert len({t.traj_id for t in trajs}) == 4
@@ -86,7 +87,7 @@ def test_groups_get_distinct_ids_and_copies_share_them():
 def test_same_seed_same_trajectories(small_policy):
     def run():
         torch.manual_seed(0)
-        return collect(small_policy, [ScriptedEnv() for _ in range(4)], ["a", "b"], 2, prompt,
+        return collect(small_policy, BatchEnv([ScriptedEnv() for _ in range(4)]), ["a", "b"], 2, prompt,
                        RolloutConfig(max_turns=3, max_new_tokens=12), random.Random(0))
 
     a, b = run(), run()
@@ -97,9 +98,36 @@ def test_same_seed_same_trajectories(small_policy):
 def test_random_model_output_never_raises(small_policy):
     """An untrained model emits garbage: every row still comes back, marked invalid."""
     torch.manual_seed(0)
-    trajs = collect(small_policy, [ScriptedEnv(max_turns=4) for _ in range(6)], ["a", "b", "c"], 2, prompt,
+    trajs = collect(small_policy, BatchEnv([ScriptedEnv(max_turns=4) for _ in range(6)]), ["a", "b", "c"], 2, prompt,
                     RolloutConfig(max_turns=4, max_new_tokens=20), random.Random(0))
     turns = [t for tau in trajs for t in tau.turns]
     assert len(turns) >= 6
     assert all(t.response_ids for t in turns)
     assert all(len(t.response_ids) <= 20 for t in turns)
+
+
+MALFORMED = ["", "no tags", "<action>go east</action><action>look</action>", "<action>unclosed",
+             "\x00\ufffd ÿ\u2603 garbage", "z" * 10_000, "<action>\\\\</action>"]
+
+
+def test_malformed_outputs_through_a_real_game(coin_games):
+    """Every malformed output is one invalid row: the env answers as for an unknown command."""
+    script = [[text] for text in MALFORMED]
+    env = TextGameEnv(coin_games[0], max_turns=len(MALFORMED))
+    trajs = collect(ScriptedPolicy(script), BatchEnv([env]), ["g"], 1, prompt,
+                    RolloutConfig(max_turns=len(MALFORMED)), random.Random(0))
+    turns = trajs[0].turns
+    assert len(turns) == len(MALFORMED)
+    assert not any(t.valid for t in turns) and not trajs[0].won
+    assert all(t.observation == "Nothing happens." for t in turns)
+
+
+def test_walkthrough_through_the_loop_wins(coin_games):
+    env = TextGameEnv(coin_games[0])
+    walkthrough = env.reset()[1]["walkthrough"]
+    script = [[f"<action>{cmd}</action>"] for cmd in walkthrough]
+    trajs = collect(ScriptedPolicy(script), BatchEnv([env]), ["g"], 1, prompt, RolloutConfig(max_turns=20),
+                    random.Random(0))
+    assert trajs[0].won and len(trajs[0].turns) == len(walkthrough)
+    assert all(t.valid for t in trajs[0].turns)
+    assert trajs[0].episode_return == 1.0 and trajs[0].turns[-1].env_reward == 1.0

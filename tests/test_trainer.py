@@ -13,6 +13,7 @@ from sampo_ref.config import TrainConfig
 from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
 from sampo_ref.trainer import fill_old_logprobs, minibatch_loss
 from scripted import ScriptedEnv
+from toy_envs import BatchEnv
 
 
 def prompt(p, rng):
@@ -21,7 +22,7 @@ def prompt(p, rng):
 
 def rollout_batch(policy, seed=0) -> TurnBatch:
     torch.manual_seed(seed)
-    trajs = collect(policy, [ScriptedEnv(max_turns=4) for _ in range(8)], list("abcd"), 2, prompt,
+    trajs = collect(policy, BatchEnv([ScriptedEnv(max_turns=4) for _ in range(8)]), list("abcd"), 2, prompt,
                     RolloutConfig(max_turns=4, max_new_tokens=12), random.Random(seed))
     return TurnBatch.from_trajectories(trajs, policy.pad_id)
 

@@ -24,8 +24,8 @@ from toy_envs.env import TextGameEnv
 from toy_envs.games import LEVELS, ensure_games
 
 
-def play_random(env: TextGameEnv, rng: random.Random) -> tuple[bool, list[int], list[int]]:
-    """One episode of uniformly random admissible commands: (won, #admissible per turn, obs length per turn)."""
+def play_random(env: TextGameEnv, rng: random.Random) -> tuple[dict[str, Any], list[int], list[int]]:
+    """One episode of uniformly random admissible commands: (last info, #admissible per turn, obs length per turn)."""
     obs, info = env.reset()
     n_admissible, obs_chars = [], []
     while True:
@@ -33,7 +33,7 @@ def play_random(env: TextGameEnv, rng: random.Random) -> tuple[bool, list[int], 
         obs_chars.append(len(obs))
         obs, _, terminated, truncated, info = env.step(rng.choice(info["admissible_commands"]))
         if terminated or truncated:
-            return info["won"], n_admissible, obs_chars
+            return info, n_admissible, obs_chars
 
 
 def play_walkthrough(env: TextGameEnv) -> tuple[bool, int]:
@@ -50,13 +50,14 @@ def play_walkthrough(env: TextGameEnv) -> tuple[bool, int]:
 def measure(family: str, level: int, games: int, episodes: int, seed: int = 0, workers: int = 2) -> dict[str, Any]:
     """Random and walkthrough success on games seed 0..games-1 of (family, level); one row of the table."""
     rng = random.Random(f"{seed}-{family}-{level}")
-    per_game, walk_wins, walk_lengths, n_admissible, obs_chars = [], [], [], [], []
+    per_game, losses, walk_wins, walk_lengths, n_admissible, obs_chars = [], [], [], [], [], []
     for game_file in ensure_games(family, level, range(games), workers=workers):
         env = TextGameEnv(game_file)
         wins = 0
         for _ in range(episodes):
-            won, admissible, chars = play_random(env, rng)
-            wins += won
+            info, admissible, chars = play_random(env, rng)
+            wins += info["won"]
+            losses.append(info["lost"])
             n_admissible += admissible
             obs_chars += chars
         per_game.append(wins / episodes)
@@ -72,6 +73,7 @@ def measure(family: str, level: int, games: int, episodes: int, seed: int = 0, w
         "episodes": episodes,
         "random_success": statistics.mean(per_game),
         "random_stderr": statistics.stdev(per_game) / math.sqrt(games) if games > 1 else float("nan"),
+        "random_lost": statistics.mean(losses),
         "walkthrough_success": statistics.mean(walk_wins),
         "walkthrough_length": statistics.mean(walk_lengths),
         "admissible": statistics.mean(n_admissible),
@@ -83,14 +85,14 @@ def measure(family: str, level: int, games: int, episodes: int, seed: int = 0, w
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The rows of `measure` as a markdown table."""
     lines = [
-        "| family | level | turn limit | random success % | walkthrough success % | walkthrough length "
-        "| #admissible | obs chars | what it is |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| family | level | turn limit | random success % | random lost % | walkthrough success % "
+        "| walkthrough length | #admissible | obs chars | what it is |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['family']} | {r['level']} | {r['max_turns']} "
-            f"| {100 * r['random_success']:.1f} ± {100 * r['random_stderr']:.1f} "
+            f"| {100 * r['random_success']:.1f} ± {100 * r['random_stderr']:.1f} | {100 * r['random_lost']:.0f} "
             f"| {100 * r['walkthrough_success']:.0f} | {r['walkthrough_length']:.1f} "
             f"| {r['admissible']:.1f} | {r['obs_chars']:.0f} | {r['summary']} |"
         )
@@ -114,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for family in args.families for level in args.levels]
     wall = time.perf_counter() - start
     print(format_table(rows))
-    print(f"\n{args.games} games × {args.episodes} random episodes per row; wall time {wall:.0f} s "
-          f"on {platform.machine()} ({platform.python_version()}), game generation included.")
+    print(f"\n{args.games} games × {args.episodes} random episodes per row; wall time {wall:.0f} s on "
+          f"{platform.machine()}, Python {platform.python_version()} (generating the games not yet cached included).")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "wall_s": wall, "rows": rows}, f, indent=2)

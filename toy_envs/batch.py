@@ -1,7 +1,9 @@
-"""A batch of `TextGameEnv`s that the rollout loop drives in lock-step.
+"""A batch of text envs that the rollout loop drives in lock-step.
 
-Several entries may point to the same game file: a GRPO group plays G copies of one game, each in
-its own engine. Steps run one after the other (a TextWorld step takes a few milliseconds).
+Several entries may play the same game: a GRPO group plays G copies of one game, each in its own
+engine. Steps run one after the other (a TextWorld step takes a few milliseconds). Any env with
+gymnasium's ``reset() -> (obs, info)`` and ``step(action) -> (obs, reward, terminated, truncated,
+info)`` can be batched, so the ALFWorld adapter and test doubles use the same interface.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ StepResult = tuple[str, float, bool, bool, dict[str, Any]]
 
 
 class BatchEnv:
-    """One `TextGameEnv` per game file; `step` takes one action per env, None for an env that is finished."""
+    """A list of envs; ``step`` takes one action per env, None for an env that is finished."""
 
-    def __init__(self, game_files: Sequence[str | os.PathLike], max_turns: int | None = None,
-                 win_reward: float = 1.0):
-        """Start one engine per entry of `game_files` (≈10 ms each once TextWorld is warm)."""
-        self.envs = [TextGameEnv(f, max_turns=max_turns, win_reward=win_reward) for f in game_files]
+    def __init__(self, envs: Sequence[Any]):
+        """Batch existing env objects (they are reused, not copied)."""
+        self.envs = list(envs)
+
+    @classmethod
+    def from_files(cls, game_files: Sequence[str | os.PathLike], max_turns: int | None = None,
+                   win_reward: float = 1.0) -> "BatchEnv":
+        """One new `TextGameEnv` per entry of `game_files` (≈10 ms each once TextWorld is warm)."""
+        return cls([TextGameEnv(f, max_turns=max_turns, win_reward=win_reward) for f in game_files])
 
     def __len__(self) -> int:
         return len(self.envs)

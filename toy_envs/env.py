@@ -57,8 +57,13 @@ def clean_observation(raw: str) -> str:
 class TextGameEnv(gym.Env):
     """One TextWorld game as a gymnasium env: `reset() -> (obs, info)`, `step(cmd) -> (obs, r, term, trunc, info)`.
 
-    `info` keys: admissible_commands (sorted), won, lost, raw_observation (the engine's text,
-    unmodified), room, anchor (f"{room}\\n{obs}", the GiGPO state key), walkthrough, turn.
+    `info` keys: admissible_commands (sorted, as the engine spells them: a few names keep capitals),
+    won, lost, raw_observation (the engine's text, unmodified), room, anchor, walkthrough (commands
+    that solve the game from the start), turn (turns taken).
+
+    anchor = f"{room}\\n{obs}" is GiGPO's state key. The room is part of it because TextWorld answers
+    `look` or `inventory` with the same text in different rooms. An invalid action leaves the state,
+    and so the anchor, unchanged.
     """
 
     metadata = {"render_modes": []}

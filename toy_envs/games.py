@@ -9,9 +9,10 @@ supported in 1.7.0). The cache layout is::
                                             /seed<seed>.ni    (the Inform7 source)
 
 A game is built in a temporary folder next to its final place and moved there with
-``os.replace``, ``.z8`` last, so a killed run never leaves a half-written game behind.
-The game's .json records the settings it was made with; a cached game whose settings differ from
-``LEVELS`` (the table was edited) is made again. The same seed gives byte-identical files.
+``os.replace``, ``.z8`` last, so a killed run never leaves a half-written game behind (at most a
+hidden ``.tmp-*`` folder). The game's .json records the settings it was made with; a cached game
+whose settings differ from ``LEVELS`` (the table was edited) is made again. The same seed gives
+byte-identical files, on any day and under any PYTHONHASHSEED (see the last two helpers).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 from tqdm import tqdm
 
 # family → TextWorld challenge name.
 FAMILIES: dict[str, str] = {
     "coin": "tw-coin_collector",  # walk along a chain of rooms to the coin, take it
     "treasure": "tw-treasure_hunter",  # find the named object in a small maze and take it; taking the wrong one loses
-    "cooking": "tw-cooking",  # find the ingredients, prepare the meal, eat it; eating a raw ingredient loses
+    "cooking": "tw-cooking",  # fetch the ingredients, prepare the meal, eat it; burning or eating an ingredient loses
 }
 
 
@@ -55,8 +57,8 @@ LEVELS: dict[str, dict[int, Level]] = {
     },
     "treasure": {  # TextWorld levels 1-10: 5 open rooms, quest of 1-5 moves; 11-20: 10 rooms with doors and containers
         1: Level({"level": 1}, 20, "5 rooms, the object is in the start room"),
-        2: Level({"level": 8}, 20, "5 rooms, the object is 4 moves away"),
-        3: Level({"level": 15}, 30, "10 rooms with closed doors and containers, ~6 moves"),
+        2: Level({"level": 8}, 20, "5 rooms, a 4-command quest (3 moves, then take)"),
+        3: Level({"level": 15}, 30, "10 rooms with closed doors and containers, a ~6-command quest"),
     },
     "cooking": {  # skills of tw-cooking: recipe = #ingredients, take = #to fetch, go = #rooms, open = closed doors
         1: Level({"recipe": 1, "take": 1, "go": 1, "split": "train", "recipe_seed": 0}, 20,
@@ -68,7 +70,7 @@ LEVELS: dict[str, dict[int, Level]] = {
     },
 }
 
-_GENERATION_ATTEMPTS = 10  # treasure hunter can fail to place a quest for a seed; retry with derived seeds
+_GENERATION_ATTEMPTS = 10  # treasure hunter may find no quest for a seed (5 of 16 at its level 10): retry
 
 
 def check_family_level(family: str, level: int) -> Level:
@@ -138,11 +140,10 @@ def generate_game(family: str, level: int, seed: int) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     make = textworld.challenges.CHALLENGES[FAMILIES[family]][1]
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".tmp-seed{seed}-") as tmp:
-        options = GameOptions()
-        options.path = str(Path(tmp) / final.name)
-        options.force_recompile = True
         for attempt in range(_GENERATION_ATTEMPTS):
-            options.seeds = seed if attempt == 0 else _derived_seeds(seed, attempt)
+            options = GameOptions()
+            options.path = str(Path(tmp) / final.name)
+            options.seeds = int(seed) if attempt == 0 else _derived_seeds(seed, attempt)
             try:
                 with warnings.catch_warnings():  # coin collector plays its walkthrough in Jericho to check it
                     warnings.simplefilter("ignore", UnsupportedGameWarning)
@@ -157,7 +158,8 @@ def generate_game(family: str, level: int, seed: int) -> Path:
         _make_deterministic(game)
         compiled = Path(textworld.generator.compile_game(game, options))
         _clear_serial_number(compiled)
-        # Side files first, the .z8 last: a game counts as cached once its .z8 exists.
+        # A game counts as cached once its .z8 exists: remove an old one first, move the new one last.
+        final.unlink(missing_ok=True)
         for side in sorted(Path(tmp).iterdir()):
             if side.suffix != ".z8":
                 os.replace(side, final.parent / side.name)
@@ -172,8 +174,6 @@ def _is_cached(path: Path, settings: dict[str, Any]) -> bool:
 
 def _derived_seeds(seed: int, attempt: int) -> dict[str, int]:
     """Deterministic retry seeds for (seed, attempt), one per TextWorld random stream."""
-    import numpy as np
-
     rng = np.random.RandomState([seed, attempt])
     return {key: int(rng.randint(65635)) for key in ("map", "objects", "quest", "grammar")}
 

@@ -33,6 +33,7 @@ def grpo_advantages(
     traj_index: torch.Tensor | None = None,
     per_trajectory: bool = False,
     eps: float = 1e-6,
+    norm_by_std: bool = True,
 ) -> torch.Tensor:
     """Eq. (S2): A_j = (s_j - mu_g) / (sigma_g + eps), one scalar per row -> adv (B,).
 
@@ -41,6 +42,7 @@ def grpo_advantages(
     ``per_trajectory=True``: each trajectory first contributes the mean of its rows' scores, and
     mu_g, sigma_g are taken over those means; the row still uses its own score s_j (SPEC §3.1).
     Singleton group: mu = 0, sigma = 1. Constant group: every A_j is exactly 0.
+    ``norm_by_std=False``: A_j = s_j - mu_g, the Dr. GRPO advantage (arXiv 2503.20783 §3.2).
     """
     if not per_trajectory:
         mean, std = group_stats(scores, group_index)  # (B,), (B,)
@@ -55,6 +57,8 @@ def grpo_advantages(
         mean_t, std_t = group_stats(traj_mean, traj_group)  # (N,), (N,)
         mean, std = mean_t[traj_inv], std_t[traj_inv]  # (B,), (B,)
     # Eq. (S2): the row's own score against its group's statistics
+    if not norm_by_std:
+        return scores - mean  # (B,)
     return (scores - mean) / (std + eps)  # (B,)
 
 
@@ -118,7 +122,7 @@ def token_clip_loss(
 def advantages(batch, cfg) -> torch.Tensor:
     """Row scores (S1) → group z-scores (S2); adv (B,)."""
     scores = row_scores(batch.episode_return, batch.valid, cfg.invalid_penalty)  # (B,)
-    return grpo_advantages(scores, batch.group_index)  # (B,)
+    return grpo_advantages(scores, batch.group_index, norm_by_std=cfg.norm_adv_by_std)  # (B,)
 
 
 def policy_loss(logp, batch, cfg):

@@ -22,7 +22,7 @@ import random
 from pathlib import Path
 
 from sampo_ref.rollout import PromptInput
-from toy_envs import LEVELS, TextGameEnv, ensure_games
+from toy_envs import LEVELS, BatchEnv, TextGameEnv, ensure_games
 
 HELD_OUT_SEED = 1_000_000  # held-out games use seeds HELD_OUT_SEED + i, never seen in training
 
@@ -35,13 +35,20 @@ def goal_of(intro: str, family: str) -> str:
     return intro.strip().split("\n\n")[0].lower()
 
 
-def toy_prompt(p: PromptInput, rng: random.Random, family: str, history: int = 2) -> str:
+INSTRUCTION = "Choose one of the actions and answer with it inside <action> </action> tags."
+
+
+def toy_prompt(p: PromptInput, rng: random.Random, family: str, history: int = 2, instruction: bool = False) -> str:
+    """The compact toy prompt; ``instruction`` adds one line stating the answer format (for real
+    LLMs; the tiny policy learns the format in its warm-start and reads no instruction)."""
     actions = list(p.info["admissible_commands"])
     rng.shuffle(actions)
     lines = [f"goal: {goal_of(p.intro, family)}", f"room: {p.info['room'].lower()}"]
     if history and p.history:
         lines.append("history: " + " | ".join(f"{i['room'].lower()} > {a}" for _, i, a in p.history[-history:]))
     lines.append("actions: " + "; ".join(actions))
+    if instruction:
+        lines.append(INSTRUCTION)
     return "\n".join(lines)
 
 
@@ -49,8 +56,9 @@ class ToyTask:
     """Game pools (training seeds and held-out seeds) and envs for one family and level."""
 
     def __init__(self, family: str, level: int, train_games: int, eval_games: int, max_turns: int = 0,
-                 win_reward: float = 1.0, history: int = 2, progress: bool = True):
+                 win_reward: float = 1.0, history: int = 2, instruction: bool = False, progress: bool = True):
         self.family, self.level, self.history, self.win_reward = family, level, history, win_reward
+        self.instruction = instruction
         self.max_turns = max_turns or LEVELS[family][level].max_turns
         seeds = list(range(train_games)) + [HELD_OUT_SEED + i for i in range(eval_games)]
         paths = ensure_games(family, level, seeds, progress=progress)
@@ -58,29 +66,31 @@ class ToyTask:
         self.eval_pool: list[Path] = paths[train_games:]
         self._envs: dict[Path, list[TextGameEnv]] = {}  # starting a game costs time: reuse envs
 
-    def envs(self, games: list[Path], copies: int) -> list[TextGameEnv]:
+    def envs(self, games: list[Path], copies: int) -> BatchEnv:
         """``copies`` envs per game, game-major (env i plays games[i // copies])."""
+        if len(set(games)) != len(games):
+            raise ValueError("a game appears twice in one batch; sample games without replacement")
         out = []
         for game in games:
             pool = self._envs.setdefault(game, [])
             while len(pool) < copies:
                 pool.append(TextGameEnv(game, max_turns=self.max_turns, win_reward=self.win_reward))
             out.extend(pool[:copies])
-        return out
+        return BatchEnv(out)
 
     def prompt(self, p: PromptInput, rng: random.Random) -> str:
-        return toy_prompt(p, rng, self.family, self.history)
+        return toy_prompt(p, rng, self.family, self.history, self.instruction)
 
 
-def random_play(task: ToyTask, examples: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(prompt, action) pairs from uniformly random admissible play on the training pool.
+def random_play(task: ToyTask, games: list[Path], examples: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, action) pairs from uniformly random admissible play on ``games``.
 
     The tiny policy's warm-start imitates these: the format, not the solution (DESIGN §5).
     """
     rng = random.Random(seed)
     pairs: list[tuple[str, str]] = []
     while len(pairs) < examples:
-        env = task.envs([rng.choice(task.train_pool)], 1)[0]
+        env = task.envs([rng.choice(games)], 1).envs[0]
         obs, info = env.reset()
         intro, past, done, k = obs, [], False, 0
         while not done and len(pairs) < examples:

@@ -1,0 +1,51 @@
+"""Run the default toy experiment for several seeds and print the results table.
+
+    .venv/bin/python benchmarks/seeds.py [--seeds 0 1 2] [-- extra sampo-ref train flags]
+
+Prints one row per seed and the mean ± std, in markdown (the table in docs/results.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import tyro
+
+from sampo_ref.config import TrainConfig
+from sampo_ref.trainer import train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args, extra = parser.parse_known_args()
+    base = tyro.cli(TrainConfig, args=[a for a in extra if a != "--"])
+    rows = []
+    for seed in args.seeds:
+        start = time.perf_counter()
+        cfg = TrainConfig(**{**base.to_dict(), "seed": seed, "progress": False,
+                             "run_dir": f"runs/seeds-{base.algo}-{base.family}-L{base.level}-s{seed}"})
+        r = train(cfg)
+        rows.append((seed, r.train_before["eval/success"], r.train_after["eval/success"],
+                     r.eval_before["eval/success"], r.eval_after["eval/success"],
+                     r.eval_after["eval/valid_action"], (time.perf_counter() - start) / 60))
+        print(f"seed {seed} done: held-out {rows[-1][3]:.3f} -> {rows[-1][4]:.3f}", flush=True)
+    print(f"\n{base.algo} on {base.family} level {base.level}, {base.iterations} iterations, "
+          f"{base.train_games} training games, {base.eval_games} held-out games\n")
+    print("| seed | training games before | after | held-out before | after | held-out valid actions | minutes |")
+    print("|---|---|---|---|---|---|---|")
+    for seed, tb, ta, eb, ea, va, minutes in rows:
+        print(f"| {seed} | {tb:.1%} | {ta:.1%} | {eb:.1%} | {ea:.1%} | {va:.1%} | {minutes:.1f} |")
+
+    def ms(i):
+        values = [row[i] for row in rows]
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.1%} ± {sd:.1%}"
+
+    print(f"| mean ± std | {ms(1)} | {ms(2)} | {ms(3)} | {ms(4)} | {ms(5)} | {statistics.mean(r[6] for r in rows):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

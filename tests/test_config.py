@@ -1,0 +1,42 @@
+"""Bad config values stop before any work with one line naming the field, the value and what is allowed."""
+
+import pytest
+
+from sampo_ref.cli import main
+from sampo_ref.config import ConfigError, TrainConfig
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("algo", "ppo-but-not-really", "one of"),
+        ("family", "zork", "one of"),
+        ("level", 9, "one of"),
+        ("group_size", 1, "≥ 2"),
+        ("lr", -1e-3, "> 0"),
+        ("clip_low", 1.5, "in [0, 1]"),
+        ("dual_clip", 1.0, "> 1"),
+        ("loss_agg", "mean", "one of"),
+        ("micro_batch_size", 1000, "in [1, mini_batch_size"),
+        ("train_games", 4, "≥ tasks_per_iter"),
+        ("temperature", 0.0, "> 0"),
+        ("top_p", 0.0, "in (0, 1]"),
+    ],
+)
+def test_bad_value_names_field_value_and_allowed(field, value, expected):
+    cfg = TrainConfig(**{field: value})
+    with pytest.raises(ConfigError) as err:
+        cfg.validate()
+    message = str(err.value)
+    assert message.startswith(f"{field}={value!r}") and expected in message and "\n" not in message
+
+
+def test_cli_prints_the_message_and_exits(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--group-size", "1"])
+    assert "group_size=1 is not allowed" in str(exit_info.value.code)
+
+
+def test_unknown_fields_are_rejected():
+    with pytest.raises(ConfigError, match="unknown config field"):
+        TrainConfig.from_dict({"lr": 1e-3, "learning_rate": 1e-3})
