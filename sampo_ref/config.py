@@ -64,7 +64,7 @@ class TrainConfig:
     """N: tasks (games) per iteration."""
     group_size: int = 8
     """G: copies of each task; one group (SPEC §2)."""
-    mini_batch_size: int = 64
+    mini_batch_size: int = 128
     """Rows per optimiser step. Several mini-batches per rollout make every step after the first off-policy."""
     micro_batch_size: int = 64
     """Rows per forward/backward (memory). The loss does not depend on it: aggregation uses mini-batch denominators."""
@@ -72,7 +72,7 @@ class TrainConfig:
     """Passes over the rollout batch."""
 
     # --- optimiser ---
-    lr: float = 1e-3
+    lr: float = 5e-4
     """AdamW learning rate (constant)."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
@@ -88,8 +88,8 @@ class TrainConfig:
     """c of (S10), > 1."""
     loss_agg: str = "token-mean"
     """Aggregation mode (§5): token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
-    kl_coef: float = 0.01
-    """β of (S19): k3 KL to the reference (the initial policy), in the loss."""
+    kl_coef: float = 0.02
+    """β of (S19): k3 KL to the reference (the initial policy), in the loss. ARLArena: 0.01."""
     entropy_coef: float = 0.001
     """c_H of (S19): entropy bonus."""
 

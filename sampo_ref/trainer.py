@@ -33,12 +33,7 @@ from sampo_ref.envs.toy import ToyTask, random_play
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
 from sampo_ref.tiny import TinyConfig, build_tiny
-
-
-def cache_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("SAMPO_REF_CACHE", Path.home() / ".cache" / "sampo_ref"))
+from toy_envs import cache_dir as game_cache
 
 
 def make_policy(cfg: TrainConfig, task: ToyTask, device: torch.device) -> Policy:
@@ -49,7 +44,7 @@ def make_policy(cfg: TrainConfig, task: ToyTask, device: torch.device) -> Policy
     games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
     data_id = dict(family=task.family, level=task.level, games=len(games), history=task.history)
     path = build_tiny(tiny, lambda: random_play(task, games, tiny.warm_start_examples, tiny.seed), data_id,
-                      cache_dir() / "policies")
+                      game_cache().parent / "policies")  # beside the games: $SAMPO_REF_CACHE/policies
     return load_policy(str(path), device)
 
 

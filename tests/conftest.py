@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -9,6 +11,8 @@ from toy_envs import ensure_games
 
 from sampo_ref.policy import Policy
 from sampo_ref.tiny import TinyConfig, new_model, train_tokenizer
+
+USER_CACHE = os.environ.get("SAMPO_REF_CACHE")  # before any fixture points it at a temporary folder
 
 CORPUS = [
     "goal: find the coin and take it\nroom: kitchen\nhistory: hall > go east\nactions: go east; go west; take coin",

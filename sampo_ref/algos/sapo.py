@@ -1,0 +1,124 @@
+"""SAPO: Search-Agent Policy Optimization (J. Li et al., arXiv 2603.10069), conditional KL.
+
+Not Qwen's Soft Adaptive PO, which is ``soft_sapo.py`` (SPEC §1). GRPO plus a token-level k1 KL
+penalty on tokens of non-negative-advantage rows whose ratio fell to t_kl or below.
+
+Relative to GRPO, on the four axes:
+
+* advantage: unchanged, the group z-score (S2).
+* ratio / clipping: the GRPO token clip (S10) with symmetric eps and NO dual clip, plus
+  w_kl * L_ckl, Eq. (S16): -lambda on tokens of rows in P = {A >= 0} with lambda <= ln t_kl,
+  lambda UNCLAMPED, averaged over N_P = the response tokens of the rows in P.
+* aggregation: token-mean for the clip term (``PG_AGG``, SPEC §5); the KL term has its own
+  denominator N_P, counted over the whole MINI-batch (``kl_denominator``).
+* dynamic sampling: none.
+
+Docs page: ``docs/algorithms/sapo.md``.
+
+Defaults and their sources:
+* t_kl = 0.8 (= 1 - eps_l) and w_kl = 0.1: PROJECT CHOICES. The paper's values were not
+  available (SPEC §4.5); suggested sweep t_kl in {0.5, 0.8, 0.9, 1.0} x w_kl in {0.01, 0.1, 1}.
+* include_zero_adv = True: as in the paper's published code listing (secondary); the abstract
+  says "positive" tokens, and ``False`` gives P = {A > 0} (project choice, SPEC §4.5).
+* clip_low = clip_high = 0.2, no dual clip: the listing (SPEC §4.5) with the GRPO default eps.
+* the threshold is on the ratio, not the token probability, as in the listing (SPEC §4.5).
+
+How the two parts combine (the trainer, per micro-batch, with mini-batch denominators):
+    L = aggregate(clip_loss, mask, "token-mean", N) + w_kl * aggregate(ckl, mask, "token-mean", N_P)
+with N = agg_denominator(minibatch_mask, "token-mean") and N_P = kl_denominator(minibatch_mask,
+minibatch_in_p). ``sapo_loss`` folds both into one per-token loss whose token-mean over N is L.
+
+Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sampo_ref.algos.common import masked_mean
+from sampo_ref.algos.grpo import token_clip_loss
+
+PG_AGG = "token-mean"  # SPEC §4.5: the listing's token-mean; sapo_loss's folding assumes it
+
+
+def positive_rows(adv: torch.Tensor, include_zero_adv: bool = True) -> torch.Tensor:
+    """The set P of Eq. (S16): adv (B,) -> (B,) bool, A_j >= 0 (or A_j > 0 without zeros)."""
+    return adv >= 0 if include_zero_adv else adv > 0  # (B,)
+
+
+def kl_denominator(mask: torch.Tensor, in_p: torch.Tensor) -> float:
+    """N_P of Eq. (S16): response tokens of the rows in P, over the whole MINI-batch.
+
+    mask (B, T), in_p (B,) bool -> float. 0 becomes 1 (as ``common.agg_denominator``); then every
+    token of the KL term is 0, so L_ckl = 0 when N_P = 0, as (S16) says.
+    """
+    n_p = float(mask[in_p.bool()].sum())
+    return max(n_p, 1.0)
+
+
+def conditional_kl(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    mask: torch.Tensor,
+    in_p: torch.Tensor,
+    t_kl: float = 0.8,
+) -> torch.Tensor:
+    """Eq. (S16), per token: -1[lambda <= ln t_kl] lambda on valid tokens of rows in P, else 0.
+
+    logp, logp_old, mask (B, T); in_p (B,) bool from ``positive_rows`` -> (B, T).
+    lambda is UNCLAMPED, so the gradient -1 on a selected token does not vanish as w -> 0.
+    Aggregate as sum / N_P (``aggregate(term, mask, "token-mean", kl_denominator(...))``).
+    -lambda on tokens sampled from pi_old is the k1 estimate of KL(pi_old || pi_theta).
+    """
+    if not t_kl > 0.0:
+        raise ValueError(f"need t_kl > 0, got {t_kl!r}")
+    log_ratio = logp - logp_old  # (B, T)  lambda, no +-20 clamp (SPEC §4.5)
+    # Eq. (S16): the condition j in P, m = 1, lambda <= ln t_kl (on the ratio, not the probability)
+    selected = in_p.bool().unsqueeze(-1) & mask.bool() & (log_ratio <= math.log(t_kl))  # (B, T)
+    return torch.where(selected, -log_ratio, torch.zeros_like(log_ratio))  # (B, T)
+
+
+def sapo_loss(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    t_kl: float = 0.8,
+    w_kl: float = 0.1,
+    include_zero_adv: bool = True,
+    n_tokens: float | None = None,
+    n_p: float | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. (S10) + w_kl * Eq. (S16) folded into one per-token loss -> (loss (B, T), stats).
+
+    logp, logp_old, mask (B, T); adv (B,). The returned loss l satisfies
+        sum(l) / N = L_clip + w_kl * L_ckl,   l = l_clip + w_kl * (N / N_P) * ckl,
+    so aggregate it with ``PG_AGG`` (token-mean) and denominator N. For micro-batches pass the
+    MINI-batch counts, n_tokens = N = agg_denominator(minibatch_mask, "token-mean") and
+    n_p = N_P = kl_denominator(minibatch_mask, positive_rows(minibatch_adv)); None: this call's.
+    Gradient on token (j, t), token-mean: -kappa_clip A_j / N - w_kl / N_P * 1[selected].
+    The loss is exactly 0 where mask is 0.
+    stats (detached scalars): clipfrac, clipfrac_lower (0), ppo_kl of the clip term; ckl
+    (L_ckl over this call's rows) and ckl_frac (selected tokens / tokens of rows in P).
+    """
+    if not w_kl >= 0.0:
+        raise ValueError(f"need w_kl >= 0, got {w_kl!r}")
+    # Eq. (S10), base: token clip, no dual clip (the listing)
+    loss, stats = token_clip_loss(logp, logp_old, adv, mask, clip_low, clip_high, dual_clip=None)
+    in_p = positive_rows(adv, include_zero_adv)  # (B,)
+    ckl = conditional_kl(logp, logp_old, mask, in_p, t_kl)  # (B, T)  Eq. (S16), per token
+    n_tokens = max(float(mask.sum()), 1.0) if n_tokens is None else n_tokens
+    n_p = kl_denominator(mask, in_p) if n_p is None else n_p
+    # Eq. (S16): L = L_clip + w_kl L_ckl, with L_ckl's 1 / N_P rewritten over the common N
+    loss = loss + (w_kl * n_tokens / n_p) * ckl  # (B, T)  ckl is 0 off mask, so loss stays 0 there
+
+    with torch.no_grad():
+        p_mask = mask * in_p.to(mask.dtype).unsqueeze(-1)  # (B, T)  tokens of rows in P
+        stats["ckl"] = ckl.sum() / kl_denominator(mask, in_p)
+        selected = (logp - logp_old <= math.log(t_kl)).to(logp.dtype)  # (B, T)
+        stats["ckl_frac"] = masked_mean(selected, p_mask)
+    return loss, stats
