@@ -1,14 +1,17 @@
 """``sampo-ref``: the command line.
 
-    sampo-ref train [--algo grpo] [--family coin] [--level 1] …   train (no arguments: the toy demo)
-    sampo-ref bench [--envs 64]                                  rollout speed: batched vs one env at a time
-    sampo-ref baselines [--games 32]                             random / walkthrough success per toy task
+    sampo-ref train [--preset NAME] [--FIELD VALUE …]   train (no arguments: the toy demo)
+    sampo-ref list                                     presets and their choice on the four axes
+    sampo-ref bench [--envs 64]                        rollout speed: batched vs one env at a time
 
-Every flag of ``train`` is a field of ``sampo_ref.config.TrainConfig``; ``--help`` lists them.
+Every flag of ``train`` is a field of ``sampo_ref.config.TrainConfig`` (``--help`` lists them with
+their symbols and equations); ``--preset`` starts from a named preset and the flags override it.
+``python -m toy_envs.baselines`` measures random and walkthrough success of the toy tasks.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -16,13 +19,22 @@ import tyro
 
 from sampo_ref.config import ConfigError, TrainConfig
 
+DEFAULT_PRESET = "grpo"
 
-def train(cfg: TrainConfig) -> None:
+
+def train(argv: list[str]) -> None:
     """Train a policy; writes config.json, metrics.jsonl, learning_curve.png, samples.txt and the policy."""
+    from sampo_ref.presets import PRESETS, preset_config
     from sampo_ref.trainer import train as run
 
-    start = time.perf_counter()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=DEFAULT_PRESET)
+    known, rest = pre.parse_known_args(argv)
     try:
+        base = preset_config(known.preset)
+        cfg = tyro.cli(TrainConfig, default=base, args=rest, prog="sampo-ref train",
+                       description=f"Presets (--preset, default {DEFAULT_PRESET}): {', '.join(PRESETS)}.")
+        start = time.perf_counter()
         result = run(cfg)
     except ConfigError as err:
         sys.exit(f"sampo-ref train: {err}")
@@ -30,7 +42,8 @@ def train(cfg: TrainConfig) -> None:
     b, a = result.eval_before, result.eval_after
     tb, ta = result.train_before, result.train_after
     print(
-        f"\n{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}: {cfg.iterations} iterations in {minutes:.1f} min\n"
+        f"\n{known.preset} ({cfg.algo}) on {cfg.family} level {cfg.level}, seed {cfg.seed}: "
+        f"{cfg.iterations} iterations in {minutes:.1f} min\n"
         f"  held-out success   {b['eval/success']:6.1%} → {a['eval/success']:6.1%}   ({cfg.eval_games} unseen games)\n"
         f"  training games     {tb['eval/success']:6.1%} → {ta['eval/success']:6.1%}   ({cfg.train_games} games)\n"
         f"  valid actions      {b['eval/valid_action']:6.1%} → {a['eval/valid_action']:6.1%}\n"
@@ -38,12 +51,28 @@ def train(cfg: TrainConfig) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    from sampo_ref.bench import bench
+def list_presets(argv: list[str]) -> None:
+    """Print every preset's choice on the four ARLArena axes."""
+    from sampo_ref.presets import table
 
-    tyro.extras.subcommand_cli_from_dict(
-        {"train": train, "bench": bench}, args=argv, config=(tyro.conf.OmitArgPrefixes,)
-    )
+    print(table())
+
+
+def bench(argv: list[str]) -> None:
+    from sampo_ref.bench import BenchConfig, bench as run
+
+    run(tyro.cli(BenchConfig, args=argv, prog="sampo-ref bench"))
+
+
+COMMANDS = {"train": train, "list": list_presets, "bench": bench}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit(__doc__ if not argv or argv[0] in ("-h", "--help") else
+                 f"sampo-ref: unknown command {argv[0]!r}; expected one of {list(COMMANDS)}\n{__doc__}")
+    COMMANDS[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

@@ -92,6 +92,44 @@ class TrainConfig:
     """β of (S19): k3 KL to the reference (the initial policy), in the loss. ARLArena: 0.01."""
     entropy_coef: float = 0.001
     """c_H of (S19): entropy bonus."""
+    seq_mask: bool = False
+    """Sequence (turn) masking (S17) on the policy term: token clip, soft SAPO and CISPO only."""
+    seq_mask_delta: float = 3e-3
+    """δ of (S17): mask A<0 turns whose ratio s_j < e^-δ ([ARL] seq-mask scripts: 3e-3)."""
+
+    # --- advantage knobs ---
+    gamma: float = 0.95
+    """γ of (S4): GiGPO's discount of step returns."""
+    step_adv_weight: float = 1.0
+    """ω of (S7): weight of GiGPO's step advantage."""
+    gigpo_mode: str = "mean_std_norm"
+    """GiGPO normalisation (S3, S6): mean_std_norm ('w/ std') or mean_norm ('w/o std')."""
+    empg_k: float = 1.0
+    """k of EMPG's self-calibrating scaling (S8)."""
+    empg_k_f: float = 1.0
+    """k_f of EMPG's future-clarity bonus (S8)."""
+    empg_zeta: float = 0.05
+    """ζ of EMPG's future-clarity bonus (S8)."""
+
+    # --- surrogate knobs ---
+    tau_pos: float = 1.0
+    """τ of soft SAPO's gate (S14) on rows with A > 0."""
+    tau_neg: float = 1.05
+    """τ of soft SAPO's gate (S14) on rows with A ≤ 0."""
+    sapo_t_kl: float = 0.8
+    """t_kl of Search-Agent SAPO (S16): ratio threshold below which positive tokens get the KL term (project choice)."""
+    sapo_w_kl: float = 0.1
+    """w_kl of Search-Agent SAPO (S16): weight of the conditional KL term (project choice)."""
+    sapo_include_zero_adv: bool = True
+    """Search-Agent SAPO (S16): P includes A = 0 rows, as in the published listing."""
+
+    # --- dynamic sampling (DAPO filter, SPEC §7) ---
+    filter_groups: bool = False
+    """Drop groups whose episode returns are all equal and roll out again (always on for SAMPO)."""
+    max_num_gen_batches: int = 3
+    """Rollouts per iteration at most when filtering; the last one fills the batch (SPEC §7)."""
+    cold_start_steps: int = 0
+    """Iterations before the filter starts (filter active from iteration cold_start_steps + 1)."""
 
     # --- evaluation and output ---
     eval_temperature: float = 0.6
@@ -139,6 +177,19 @@ class TrainConfig:
             ("entropy_coef", self.entropy_coef >= 0, "≥ 0"),
             ("invalid_penalty", self.invalid_penalty >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0 (0 = only before and after)"),
+            ("seq_mask", not self.seq_mask or ALGORITHMS.get(self.algo) is None or ALGORITHMS[self.algo].seq_mask,
+             f"False for algo={self.algo!r} (the sequence mask applies to token clip, soft SAPO and CISPO)"),
+            ("seq_mask_delta", self.seq_mask_delta >= 0, "≥ 0"),
+            ("gamma", 0 <= self.gamma <= 1, "in [0, 1]"),
+            ("step_adv_weight", self.step_adv_weight >= 0, "≥ 0"),
+            ("gigpo_mode", self.gigpo_mode in ("mean_norm", "mean_std_norm"), "mean_norm or mean_std_norm"),
+            ("empg_zeta", self.empg_zeta >= 0, "≥ 0"),
+            ("tau_pos", self.tau_pos > 0, "> 0"),
+            ("tau_neg", self.tau_neg > 0, "> 0"),
+            ("sapo_t_kl", self.sapo_t_kl > 0, "> 0"),
+            ("sapo_w_kl", self.sapo_w_kl >= 0, "≥ 0"),
+            ("max_num_gen_batches", self.max_num_gen_batches >= 1, "≥ 1"),
+            ("cold_start_steps", self.cold_start_steps >= 0, "≥ 0"),
             ("eval_temperature", self.eval_temperature >= 0, "≥ 0 (0 = greedy)"),
             ("eval_top_p", 0 < self.eval_top_p <= 1, "in (0, 1]"),
             ("eval_top_k", self.eval_top_k >= 0, "≥ 0"),

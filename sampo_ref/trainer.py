@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from sampo_ref.algos import ALGORITHMS
 from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, masked_mean
+from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
+from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 from sampo_ref.config import TrainConfig
 from sampo_ref.envs.toy import ToyTask, random_play
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
@@ -65,6 +67,35 @@ def fill_old_logprobs(policy: Policy, ref_model, batch: TurnBatch, cfg: TrainCon
     batch.logp_ref = torch.cat(logp_ref) if ref_model is not None else None  # (B, T)
 
 
+def _forward(policy: Policy, micro: TurnBatch, cfg: TrainConfig, with_entropy: bool):
+    """log π_θ (and entropy) of a micro-batch's response tokens, on the policy's device."""
+    mask = micro.response_mask.to(policy.device)  # (b, T)
+    args = [t.to(policy.device) for t in (micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask.long())]
+    logp, ent = sequence_logprobs(policy.model, *args, temperature=cfg.temperature, with_entropy=with_entropy)
+    return logp, ent, mask
+
+
+def policy_mask(policy: Policy, mb: TurnBatch, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """The policy term's mask over the mini-batch: the response mask, minus masked turns (S17).
+
+    The sequence mask depends on the current policy, and its token count is the token-mean
+    denominator of the whole mini-batch; so with ``seq_mask`` one no-grad pass over the
+    micro-batches decides every row first (the price of exact micro-batching).
+    """
+    if not cfg.seq_mask:
+        return mb.response_mask, {}
+    keep, masked = [], 0.0
+    with torch.no_grad():
+        for idx in torch.arange(len(mb)).split(cfg.micro_batch_size):
+            micro = mb.select(idx)
+            logp, _, mask = _forward(policy, micro, cfg, with_entropy=False)
+            k, stats = sequence_mask(logp, micro.logp_old.to(logp.device), micro.adv.to(logp.device), mask,
+                                     cfg.seq_mask_delta)
+            keep.append(k.cpu())
+            masked += float(stats["seq_masked_rows"])
+    return apply_sequence_mask(mb.response_mask, torch.cat(keep)), {"actor/seq_masked_rows": masked}
+
+
 def minibatch_loss(policy: Policy, algo, mb: TurnBatch, cfg: TrainConfig) -> dict[str, float]:
     """Phase 4, one mini-batch: accumulate the gradient of (S19) over micro-batches.
 
@@ -74,17 +105,16 @@ def minibatch_loss(policy: Policy, algo, mb: TurnBatch, cfg: TrainConfig) -> dic
     """
     max_len = cfg.max_new_tokens
     pg_mode = algo.pg_agg or cfg.loss_agg
-    pg_den = agg_denominator(mb.response_mask, pg_mode, max_len)
+    pg_mask, totals = policy_mask(policy, mb, cfg)  # (B_mb, T)
+    pg_den = agg_denominator(pg_mask, pg_mode, max_len)
     reg_den = agg_denominator(mb.response_mask, cfg.loss_agg, max_len)
-    totals: dict[str, float] = {}
+    counts = algo.minibatch_totals(mb, pg_mask, cfg) if algo.minibatch_totals else {}
     for idx in torch.arange(len(mb)).split(cfg.micro_batch_size):
         micro = mb.select(idx)
-        mask = micro.response_mask.to(policy.device)  # (b, T)
-        args = [t.to(policy.device) for t in (micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask.long())]
-        logp, ent = sequence_logprobs(policy.model, *args, temperature=cfg.temperature,
-                                      with_entropy=cfg.entropy_coef > 0)  # (b, T)
-        pg_tok, stats = algo.policy_loss(logp, micro, cfg)  # (b, T)
-        parts = {"pg": aggregate(pg_tok, mask, pg_mode, pg_den)}
+        logp, ent, mask = _forward(policy, micro, cfg, with_entropy=cfg.entropy_coef > 0)  # (b, T)
+        micro_pg_mask = pg_mask[idx].to(policy.device)  # (b, T)
+        pg_tok, stats = algo.policy_loss(logp, micro, micro_pg_mask, cfg, **counts)  # (b, T)
+        parts = {"pg": aggregate(pg_tok, micro_pg_mask, pg_mode, pg_den)}
         if cfg.entropy_coef > 0:
             parts["entropy"] = aggregate(ent, mask, cfg.loss_agg, reg_den)
         if cfg.kl_coef > 0:
@@ -228,10 +258,20 @@ def train(cfg: TrainConfig) -> RunResult:
                disable=not cfg.progress)
     for it in bar:
         t0 = time.perf_counter()
-        # 1. rollout ----------------------------------------------------------------------------
-        games = rng.sample(task.train_pool, cfg.tasks_per_iter)
-        trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
-                        task.prompt, rollout_cfg, rng)
+        # 1. rollout (with dynamic sampling: drop all-equal groups and roll out again, SPEC §7) -----
+        def rollout_groups() -> list[list[Trajectory]]:
+            games = rng.sample(task.train_pool, cfg.tasks_per_iter)
+            trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
+                            task.prompt, rollout_cfg, rng)
+            return [trajs[i : i + cfg.group_size] for i in range(0, len(trajs), cfg.group_size)]
+
+        resample = algo.filter or (dynamic_sample if cfg.filter_groups else None)
+        if resample and filter_active(it, cfg.cold_start_steps, enabled=True, training=True):
+            groups, filter_info = resample(rollout_groups, cfg.tasks_per_iter * cfg.group_size, cfg.group_size,
+                                           cfg.max_num_gen_batches, returns_of=lambda g: [t.episode_return for t in g])
+        else:
+            groups, filter_info = rollout_groups(), {}
+        trajs = [t for g in groups for t in g]
         batch = TurnBatch.from_trajectories(trajs, policy.pad_id)
         if it == 1:
             samples += trajs[: cfg.samples]
@@ -246,6 +286,7 @@ def train(cfg: TrainConfig) -> RunResult:
         t3 = time.perf_counter()
         # 5. log --------------------------------------------------------------------------------
         record = {"iteration": it, **rollout_metrics(trajs, batch, "rollout"), **upd,
+                  **{f"filter/{k}": v for k, v in filter_info.items()},
                   **diagnostics(trajs, batch), "time/rollout": t1 - t0, "time/logprobs": t2 - t1,
                   "time/update": t3 - t2, "time/iteration": t3 - t0}
         write(record)

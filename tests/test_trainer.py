@@ -37,7 +37,9 @@ def prepared(policy, cfg, seed=0):
             p.add_(0.05 * torch.randn_like(p))
     fill_old_logprobs(policy, ref, batch, cfg)
     batch.logp_old = batch.logp_old + 0.1 * torch.randn_like(batch.logp_old)
-    batch.adv = ALGORITHMS[cfg.algo].advantages(batch, cfg)
+    # the scripted game is never won, so real advantages are ~0: add mixed-sign noise so that every
+    # branch (clipping, masking, A < 0 and A > 0) is exercised
+    batch.adv = ALGORITHMS[cfg.algo].advantages(batch, cfg) + torch.randn(len(batch))
     return batch
 
 
@@ -45,19 +47,27 @@ def loss_and_grad(policy, batch, cfg):
     policy.model.zero_grad(set_to_none=True)
     stats = minibatch_loss(policy, ALGORITHMS[cfg.algo], batch, cfg)
     grads = torch.cat([p.grad.flatten() for p in policy.model.parameters() if p.grad is not None])
-    return stats["loss/total"], grads
+    return stats["loss/total"], grads, stats
 
 
-@pytest.mark.parametrize("loss_agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
-                                      "seq-mean-token-sum-norm"])
-def test_micro_batching_does_not_change_loss_or_gradient(small_policy, loss_agg):
-    cfg = TrainConfig(loss_agg=loss_agg, mini_batch_size=1000, micro_batch_size=1000, max_new_tokens=12)
+CASES = [("grpo", agg, False) for agg in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+                                          "seq-mean-token-sum-norm")]
+CASES += [(name, "token-mean", False) for name in ALGORITHMS if name != "grpo"]
+CASES += [(name, "token-mean", True) for name in ("grpo", "soft_sapo", "cispo")]  # with the sequence mask (S17)
+
+
+@pytest.mark.parametrize("algo, loss_agg, seq_mask", CASES)
+def test_micro_batching_does_not_change_loss_or_gradient(small_policy, algo, loss_agg, seq_mask):
+    cfg = TrainConfig(algo=algo, loss_agg=loss_agg, seq_mask=seq_mask, seq_mask_delta=0.0, invalid_penalty=0.1,
+                      mini_batch_size=1000, micro_batch_size=1000, max_new_tokens=12)
     batch = prepared(small_policy, cfg)
     assert len(batch) >= 8 and batch.response_mask.sum(1).unique().numel() > 1  # ragged rows
-    full_loss, full_grad = loss_and_grad(small_policy, batch, cfg)
+    full_loss, full_grad, stats = loss_and_grad(small_policy, batch, cfg)
+    if seq_mask:  # the case must exercise the mask: some turns masked, not all
+        assert 0 < stats["actor/seq_masked_rows"] < len(batch)
     for micro in (1, 3, 5):
         cfg.micro_batch_size = micro
-        loss, grad = loss_and_grad(small_policy, batch, cfg)
+        loss, grad, _ = loss_and_grad(small_policy, batch, cfg)
         assert abs(loss - full_loss) < 1e-6
         torch.testing.assert_close(grad, full_grad, atol=1e-6, rtol=1e-5)
     assert full_grad.abs().sum() > 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from sampo_ref.algos import grpo
 from sampo_ref.algos.common import masked_mean
 
 
@@ -68,3 +69,15 @@ def cispo_loss(
             "ppo_kl": masked_mean(logp_old - logp, mask),
         }
     return loss, stats
+
+
+# ----------------------------------------------------------------------------- entry points
+
+SEQ_MASK = True  # [ARL] seq_mask/train_cispo_seq_mask.sh
+advantages = grpo.advantages  # no change on the advantage axis
+
+
+def policy_loss(logp, batch, mask, cfg, **totals):
+    """Clipped stop-gradient IS weight (S15) on the rows of ``batch``; (loss (B, T), stats)."""
+    return cispo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
+                      cfg.clip_low, cfg.clip_high)

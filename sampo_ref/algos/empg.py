@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from sampo_ref.algos import grpo
 from sampo_ref.algos.common import dense_index, masked_mean
 
 
@@ -101,3 +102,16 @@ def empg_advantages(
     modulated = scale * adv + zeta * bonus  # (B,)
     # Eq. (S9): re-centre by the batch mean over rows; no division by a std
     return modulated - modulated.mean()  # (B,)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+SEQ_MASK = True  # the surrogate is GRPO's token clip
+policy_loss = grpo.policy_loss  # no change on the ratio axis
+
+
+def advantages(batch, cfg) -> torch.Tensor:
+    """GRPO (S2), then modulated by the old policy's turn entropy (S8) and re-centred (S9); adv (B,)."""
+    h = turn_entropy(batch.entropy_old, batch.response_mask)  # (B,)
+    return empg_advantages(grpo.advantages(batch, cfg), h, batch.traj_index, batch.turn_index,
+                           k=cfg.empg_k, k_f=cfg.empg_k_f, zeta=cfg.empg_zeta)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from sampo_ref.algos import grpo
 from sampo_ref.algos.common import dense_index, group_stats, row_scores, segment_mean
 from sampo_ref.algos.grpo import grpo_advantages
 
@@ -155,3 +156,17 @@ def gigpo_advantages(
     step_adv = step_advantages(step_return, step_groups(anchors, group_index), mode, eps)  # (B,)
     # Eq. (S7): A_j = A^E_j + omega * A^S_j
     return episode_adv + step_adv_weight * step_adv  # (B,)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+SEQ_MASK = True  # the surrogate is GRPO's token clip
+policy_loss = grpo.policy_loss  # no change on the ratio axis
+
+
+def advantages(batch, cfg) -> torch.Tensor:
+    """Eq. (S7) on a TurnBatch: episode term + ω × anchor-state step term; adv (B,)."""
+    return gigpo_advantages(batch.episode_return, batch.env_reward, batch.valid, batch.anchors,
+                            batch.group_index, batch.traj_index, batch.turn_index, gamma=cfg.gamma,
+                            step_adv_weight=cfg.step_adv_weight, mode=cfg.gigpo_mode,
+                            invalid_penalty=cfg.invalid_penalty)

@@ -117,6 +117,9 @@ def token_clip_loss(
 
 
 # ----------------------------------------------------------------------------- entry points
+# The trainer calls these two (sampo_ref/algos/__init__.py explains the contract).
+
+SEQ_MASK = True  # the sequence mask (S17) may be applied to this surrogate
 
 
 def advantages(batch, cfg) -> torch.Tensor:
@@ -125,9 +128,7 @@ def advantages(batch, cfg) -> torch.Tensor:
     return grpo_advantages(scores, batch.group_index, norm_by_std=cfg.norm_adv_by_std)  # (B,)
 
 
-def policy_loss(logp, batch, cfg):
+def policy_loss(logp, batch, mask, cfg, **totals):
     """Token clip with dual clip (S10) on the rows of ``batch``; (loss (B, T), stats)."""
-    mask = batch.response_mask.to(logp.device)  # (B, T)
-    adv = batch.adv.to(logp.device)  # (B,)
-    return token_clip_loss(logp, batch.logp_old.to(logp.device), adv, mask, cfg.clip_low, cfg.clip_high,
-                           cfg.dual_clip)
+    return token_clip_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
+                           cfg.clip_low, cfg.clip_high, cfg.dual_clip)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from sampo_ref.algos import grpo
 from sampo_ref.algos.common import masked_mean
 
 PG_AGG = "seq-mean-token-mean"  # SPEC §4.2: GSPO's policy term is always aggregated this way
@@ -96,3 +97,15 @@ def gspo_loss(
             "seq_ratio_max": row_ratio.max(),
         }
     return loss, stats
+
+
+# ----------------------------------------------------------------------------- entry points
+
+SEQ_MASK = False  # [ARL] offers no sequence mask on GSPO (SPEC §4.6): it already clips whole turns
+advantages = grpo.advantages  # no change on the advantage axis
+
+
+def policy_loss(logp, batch, mask, cfg, **totals):
+    """GSPO-token surrogate (S12) on the rows of ``batch``; (loss (B, T), stats)."""
+    return gspo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
+                     cfg.clip_low, cfg.clip_high)

@@ -37,6 +37,7 @@ import math
 
 import torch
 
+from sampo_ref.algos import grpo
 from sampo_ref.algos.common import masked_mean
 from sampo_ref.algos.grpo import token_clip_loss
 
@@ -122,3 +123,22 @@ def sapo_loss(
         selected = (logp - logp_old <= math.log(t_kl)).to(logp.dtype)  # (B, T)
         stats["ckl_frac"] = masked_mean(selected, p_mask)
     return loss, stats
+
+
+# ----------------------------------------------------------------------------- entry points
+
+SEQ_MASK = False  # not part of the method
+advantages = grpo.advantages  # no change on the advantage axis
+
+
+def minibatch_totals(batch, mask, cfg) -> dict[str, float]:
+    """N and N_P of the whole mini-batch, so that micro-batching leaves (S16) unchanged."""
+    in_p = positive_rows(batch.adv, cfg.sapo_include_zero_adv)  # (B,)
+    return {"n_tokens": max(float(mask.sum()), 1.0), "n_p": kl_denominator(mask, in_p)}
+
+
+def policy_loss(logp, batch, mask, cfg, n_tokens=None, n_p=None):
+    """Token clip (S10, no dual clip) + w_kl × conditional KL (S16); (loss (B, T), stats)."""
+    return sapo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
+                     cfg.clip_low, cfg.clip_high, cfg.sapo_t_kl, cfg.sapo_w_kl,
+                     cfg.sapo_include_zero_adv, n_tokens=n_tokens, n_p=n_p)

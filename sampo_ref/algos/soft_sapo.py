@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from sampo_ref.algos import grpo
 from sampo_ref.algos.common import masked_mean
 
 DIAG_HIGH, DIAG_LOW = 1.2, 0.8  # SPEC §4.3: thresholds of the diagnostic clip fraction only
@@ -79,3 +80,15 @@ def soft_sapo_loss(
             "ppo_kl": masked_mean(logp_old - logp, mask),
         }
     return loss, stats
+
+
+# ----------------------------------------------------------------------------- entry points
+
+SEQ_MASK = True  # [ARL] seq_mask/train_sapo_seq_mask.sh
+advantages = grpo.advantages  # no change on the advantage axis
+
+
+def policy_loss(logp, batch, mask, cfg, **totals):
+    """Soft gate (S14) on the rows of ``batch``; (loss (B, T), stats)."""
+    return soft_sapo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
+                          cfg.tau_pos, cfg.tau_neg)
