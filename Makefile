@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/sampo-ref train
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=5
 
 clean:
 	rm -rf $(VENV) runs

@@ -23,10 +23,11 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     base = tyro.cli(TrainConfig, args=[a for a in extra if a != "--"])
     rows = []
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     for seed in args.seeds:
         start = time.perf_counter()
         cfg = TrainConfig(**{**base.to_dict(), "seed": seed, "progress": False,
-                             "run_dir": f"runs/seeds-{base.algo}-{base.family}-L{base.level}-s{seed}"})
+                             "run_dir": f"runs/seeds-{stamp}/{base.algo}-{base.family}-L{base.level}-s{seed}"})
         r = train(cfg)
         rows.append((seed, r.train_before["eval/success"], r.train_after["eval/success"],
                      r.eval_before["eval/success"], r.eval_after["eval/success"],

@@ -30,7 +30,7 @@ from sampo_ref.algos import ALGORITHMS
 from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, masked_mean
 from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
-from sampo_ref.config import TrainConfig
+from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.envs.toy import ToyTask, random_play
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
@@ -229,6 +229,8 @@ def train(cfg: TrainConfig) -> RunResult:
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     run_dir = Path(cfg.run_dir or f"runs/{cfg.algo}-{cfg.family}-L{cfg.level}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (run_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run (metrics.jsonl); choose another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     task = ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
@@ -246,9 +248,12 @@ def train(cfg: TrainConfig) -> RunResult:
         log.write(json.dumps(record) + "\n")
         log.flush()
 
+    title = f"{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}"
+
     def held_out(iteration: int) -> tuple[dict, list[Trajectory]]:
         ev, trajs = evaluate(policy, task, task.eval_pool, cfg, seed=cfg.seed)
         write({"iteration": iteration, **ev})
+        plot_curves(metrics, run_dir / "learning_curve.png", title)  # kept current: a killed run still has it
         return ev, trajs
 
     train_before = evaluate(policy, task, task.train_pool, cfg, seed=cfg.seed)[0]
@@ -301,7 +306,6 @@ def train(cfg: TrainConfig) -> RunResult:
     log.close()
     samples += final_trajs[: cfg.samples]
     (run_dir / "samples.txt").write_text("\n".join(format_trajectory(t) for t in samples))
-    plot_curves(metrics, run_dir / "learning_curve.png", f"{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}")
     policy.save(run_dir / "policy")
     return RunResult(run_dir, metrics, eval_before, eval_after, train_before, train_after)
 

@@ -40,3 +40,12 @@ def test_cli_prints_the_message_and_exits(capsys):
 def test_unknown_fields_are_rejected():
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({"lr": 1e-3, "learning_rate": 1e-3})
+
+
+def test_a_run_directory_is_never_overwritten(tmp_path):
+    from sampo_ref.trainer import train
+
+    (tmp_path / "metrics.jsonl").write_text('{"iteration": 0}\n')
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(TrainConfig(run_dir=str(tmp_path)))
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"iteration": 0}\n'

@@ -228,3 +228,17 @@ def test_token_clip_validation_names_bad_value():
         token_clip_loss(logp, logp, torch.ones(1), torch.ones(1, 1), dual_clip=0.5)
     with pytest.raises(ValueError, match="1.5"):
         token_clip_loss(logp, logp, torch.ones(1), torch.ones(1, 1), clip_low=1.5)
+
+
+def test_penalty_only_group_is_scale_free():
+    """(S1)+(S2) in a group that never wins: one invalid turn in ten gives A = +0.316 to every valid
+    turn and -2.846 to the invalid one, whatever c_inv > 0 (docs/results.md, "teaching point")."""
+    valid = torch.tensor([True] * 9 + [False])
+    # by hand: mean -0.1/10 = -0.01; unbiased std sqrt((9 * 0.01^2 + 0.09^2) / 9) = sqrt(0.001)
+    std = math.sqrt(0.001)
+    for c_inv in (0.1, 0.01, 1.0):
+        scores = row_scores(torch.zeros(10, dtype=torch.float64), valid, c_inv)
+        adv = grpo_advantages(scores, torch.zeros(10, dtype=torch.long))
+        # (up to the eps = 1e-6 added to sigma, which matters only as c_inv * sigma approaches it)
+        assert adv[0].item() == pytest.approx(0.01 / std, rel=1e-3)  # +0.316
+        assert adv[-1].item() == pytest.approx(-0.09 / std, rel=1e-3)  # -2.846
