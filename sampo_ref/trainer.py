@@ -139,7 +139,9 @@ def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, 
             optimizer.zero_grad(set_to_none=True)
             stats = minibatch_loss(policy, algo, batch.select(idx), cfg)
             norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.max_grad_norm).item()
-            if np.isfinite(norm):  # a non-finite gradient never reaches the weights
+            # a non-finite loss or gradient never reaches the weights (a NaN loss can hide behind a
+            # finite gradient: max/min route the gradient around a NaN branch)
+            if np.isfinite(norm) and np.isfinite(stats["loss/total"]):
                 optimizer.step()
                 grad_norms.append(norm)
             else:

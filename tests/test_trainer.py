@@ -78,3 +78,17 @@ def test_same_seed_same_losses(small_policy):
     a = loss_and_grad(small_policy, prepared(small_policy, cfg, seed=3), cfg)
     b = loss_and_grad(small_policy, prepared(small_policy, cfg, seed=3), cfg)
     assert a[0] == b[0] and torch.equal(a[1], b[1])
+
+
+def test_a_non_finite_gradient_is_skipped_and_counted(small_policy):
+    """A NaN reaching the loss never reaches the weights: the step is skipped and counted."""
+    from sampo_ref.trainer import update
+
+    cfg = TrainConfig(max_new_tokens=12, mini_batch_size=1000, micro_batch_size=1000)
+    batch = prepared(small_policy, cfg)
+    batch.logp_old[0, 0] = float("nan")  # one poisoned token
+    before = [p.detach().clone() for p in small_policy.model.parameters()]
+    opt = torch.optim.AdamW(small_policy.model.parameters(), lr=1e-2)
+    out = update(small_policy, ALGORITHMS["grpo"], opt, batch, cfg, torch.Generator().manual_seed(0))
+    assert out["actor/skipped_steps"] == 1 and out["actor/optimizer_steps"] == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, small_policy.model.parameters()))
