@@ -1,6 +1,6 @@
 """Run the default toy experiment for several seeds and print the results table.
 
-    .venv/bin/python benchmarks/seeds.py [--seeds 0 1 2] [-- extra sampo-ref train flags]
+    .venv/bin/python benchmarks/seeds.py [--seeds 0 1 2] [--preset grpo] [extra sampo-ref train flags]
 
 Prints one row per seed and the mean ± std, in markdown (the table in docs/results.md).
 """
@@ -14,26 +14,28 @@ import time
 import tyro
 
 from sampo_ref.config import TrainConfig
+from sampo_ref.presets import preset_config
 from sampo_ref.trainer import train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--preset", default="grpo")
     args, extra = parser.parse_known_args()
-    base = tyro.cli(TrainConfig, args=[a for a in extra if a != "--"])
+    base = tyro.cli(TrainConfig, default=preset_config(args.preset), args=[a for a in extra if a != "--"])
     rows = []
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for seed in args.seeds:
         start = time.perf_counter()
         cfg = TrainConfig(**{**base.to_dict(), "seed": seed, "progress": False,
-                             "run_dir": f"runs/seeds-{stamp}/{base.algo}-{base.family}-L{base.level}-s{seed}"})
+                             "run_dir": f"runs/seeds-{stamp}/{args.preset}-{base.family}-L{base.level}-s{seed}"})
         r = train(cfg)
         rows.append((seed, r.train_before["eval/success"], r.train_after["eval/success"],
                      r.eval_before["eval/success"], r.eval_after["eval/success"],
                      r.eval_after["eval/valid_action"], (time.perf_counter() - start) / 60))
         print(f"seed {seed} done: held-out {rows[-1][3]:.3f} -> {rows[-1][4]:.3f}", flush=True)
-    print(f"\n{base.algo} on {base.family} level {base.level}, {base.iterations} iterations, "
+    print(f"\n{args.preset} ({base.algo}) on {base.family} level {base.level}, {base.iterations} iterations, "
           f"{base.train_games} training games, {base.eval_games} held-out games\n")
     print("| seed | training games before | after | held-out before | after | held-out valid actions | minutes |")
     print("|---|---|---|---|---|---|---|")

@@ -1,6 +1,7 @@
 """``sampo-ref``: the command line.
 
     sampo-ref train [--preset NAME] [--FIELD VALUE …]   train (no arguments: the toy demo)
+    sampo-ref train --resume RUN_DIR                   continue a run from its last checkpoint
     sampo-ref list                                     presets and their choice on the four axes
     sampo-ref bench [--envs 64]                        rollout speed: batched vs one env at a time
 
@@ -12,8 +13,10 @@ their symbols and equations); ``--preset`` starts from a named preset and the fl
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 
 import tyro
 
@@ -29,13 +32,21 @@ def train(argv: list[str]) -> None:
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=DEFAULT_PRESET)
+    pre.add_argument("--resume", default=None)
     known, rest = pre.parse_known_args(argv)
     try:
-        base = preset_config(known.preset)
+        if known.resume:  # the run's own config; flags may still change e.g. --iterations
+            config_file = Path(known.resume) / "config.json"
+            if not config_file.exists():
+                raise ConfigError(f"resume={known.resume!r}: no config.json there; expected a run directory")
+            base = TrainConfig.from_dict({**json.loads(config_file.read_text()), "run_dir": known.resume})
+        else:
+            base = preset_config(known.preset)
         cfg = tyro.cli(TrainConfig, default=base, args=rest, prog="sampo-ref train",
-                       description=f"Presets (--preset, default {DEFAULT_PRESET}): {', '.join(PRESETS)}.")
+                       description=f"Presets (--preset, default {DEFAULT_PRESET}): {', '.join(PRESETS)}. "
+                                   "--resume RUN_DIR continues a run from its last checkpoint.")
         start = time.perf_counter()
-        result = run(cfg)
+        result = run(cfg, resume=bool(known.resume))
     except ConfigError as err:
         sys.exit(f"sampo-ref train: {err}")
     minutes = (time.perf_counter() - start) / 60

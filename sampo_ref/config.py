@@ -140,6 +140,8 @@ class TrainConfig:
     """Evaluation top-k (SPEC §12.4)."""
     eval_every: int = 10
     """Evaluate on held-out games every this many iterations (and always before and after)."""
+    save_every: int = 10
+    """Write a checkpoint (policy, optimiser, random states) every this many iterations; 0 = never."""
     samples: int = 3
     """Trajectories written as text to samples.txt (first rollout and final held-out evaluation)."""
 
@@ -191,6 +193,7 @@ class TrainConfig:
             ("max_num_gen_batches", self.max_num_gen_batches >= 1, "≥ 1"),
             ("cold_start_steps", self.cold_start_steps >= 0, "≥ 0"),
             ("eval_temperature", self.eval_temperature >= 0, "≥ 0 (0 = greedy)"),
+            ("save_every", self.save_every >= 0, "≥ 0 (0 = never)"),
             ("eval_top_p", 0 < self.eval_top_p <= 1, "in (0, 1]"),
             ("eval_top_k", self.eval_top_k >= 0, "≥ 0"),
         ]

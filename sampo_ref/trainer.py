@@ -30,6 +30,7 @@ from sampo_ref.algos import ALGORITHMS
 from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, masked_mean
 from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
+from sampo_ref import checkpoint
 from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.envs.toy import ToyTask, random_play
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
@@ -216,13 +217,31 @@ def plot_curves(metrics: list[dict], path: Path, title: str) -> None:
 class RunResult:
     run_dir: Path
     metrics: list[dict]
-    eval_before: dict
-    eval_after: dict
-    train_before: dict
-    train_after: dict
+
+    def _at(self, prefix: str, final: bool) -> dict:
+        """The first (before training) or final record holding ``prefix/success``, keys as ``eval/…``."""
+        rows = [m for m in self.metrics if f"{prefix}/success" in m and bool(m.get("final")) == final]
+        return {k.replace(f"{prefix}/", "eval/"): v for k, v in rows[-1 if final else 0].items()}
+
+    @property
+    def eval_before(self) -> dict:
+        return self._at("eval", final=False)
+
+    @property
+    def eval_after(self) -> dict:
+        return self._at("eval", final=True)
+
+    @property
+    def train_before(self) -> dict:
+        return self._at("train_games", final=False)
+
+    @property
+    def train_after(self) -> dict:
+        return self._at("train_games", final=True)
 
 
-def train(cfg: TrainConfig) -> RunResult:
+def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
+    """Run ``cfg``; with ``resume``, continue the run in ``cfg.run_dir`` from its last checkpoint."""
     cfg.validate()
     algo = ALGORITHMS[cfg.algo]
     # 0. set-up ------------------------------------------------------------------------------
@@ -231,18 +250,24 @@ def train(cfg: TrainConfig) -> RunResult:
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     run_dir = Path(cfg.run_dir or f"runs/{cfg.algo}-{cfg.family}-L{cfg.level}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (run_dir / "metrics.jsonl").exists():
+    ckpt = checkpoint.latest(run_dir) if resume else None
+    if resume and ckpt is None:
+        raise ConfigError(f"run_dir={str(run_dir)!r} has no checkpoint to resume from (checkpoints/latest)")
+    if not resume and (run_dir / "metrics.jsonl").exists():
         raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run (metrics.jsonl); choose another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     task = ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
                    cfg.history, instruction=cfg.model != "tiny", progress=cfg.progress)
-    policy = make_policy(cfg, task, device)
+    policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
     ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    if ckpt is not None:
+        policy = load_policy(str(ckpt / "policy"), device)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = checkpoint.restore(ckpt, optimizer, rng, gen) if ckpt is not None else 0
     rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
-    metrics: list[dict] = []
+    metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start) if resume else []
     log = (run_dir / "metrics.jsonl").open("a")
 
     def write(record: dict) -> None:
@@ -252,17 +277,21 @@ def train(cfg: TrainConfig) -> RunResult:
 
     title = f"{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}"
 
-    def held_out(iteration: int) -> tuple[dict, list[Trajectory]]:
+    def held_out(iteration: int, **extra) -> tuple[dict, list[Trajectory]]:
         ev, trajs = evaluate(policy, task, task.eval_pool, cfg, seed=cfg.seed)
-        write({"iteration": iteration, **ev})
+        write({"iteration": iteration, **extra, **ev})
         plot_curves(metrics, run_dir / "learning_curve.png", title)  # kept current: a killed run still has it
         return ev, trajs
 
-    train_before = evaluate(policy, task, task.train_pool, cfg, seed=cfg.seed)[0]
-    eval_before = held_out(0)[0]
-    samples = []
-    bar = tqdm(range(1, cfg.iterations + 1), desc=f"{cfg.algo} on {cfg.family}-L{cfg.level}", unit="it",
-               disable=not cfg.progress)
+    def on_training_games() -> dict:
+        return {k.replace("eval/", "train_games/"): v for k, v in
+                evaluate(policy, task, task.train_pool, cfg, seed=cfg.seed)[0].items()}
+
+    if start == 0:
+        write({"iteration": 0, **on_training_games()})
+        held_out(0)
+    bar = tqdm(range(start + 1, cfg.iterations + 1), desc=f"{cfg.algo} on {cfg.family}-L{cfg.level}", unit="it",
+               initial=start, total=cfg.iterations, disable=not cfg.progress)
     for it in bar:
         t0 = time.perf_counter()
         # 1. rollout (with dynamic sampling: drop all-equal groups and roll out again, SPEC §7) -----
@@ -281,7 +310,7 @@ def train(cfg: TrainConfig) -> RunResult:
         trajs = [t for g in groups for t in g]
         batch = TurnBatch.from_trajectories(trajs, policy.pad_id)
         if it == 1:
-            samples += trajs[: cfg.samples]
+            (run_dir / "samples.txt").write_text("".join(format_trajectory(t) for t in trajs[: cfg.samples]))
         t1 = time.perf_counter()
         # 2. old and reference log-probs --------------------------------------------------------
         fill_old_logprobs(policy, ref_model, batch, cfg)
@@ -291,7 +320,7 @@ def train(cfg: TrainConfig) -> RunResult:
         # 4. update -----------------------------------------------------------------------------
         upd = update(policy, algo, optimizer, batch, cfg, gen)
         t3 = time.perf_counter()
-        # 5. log --------------------------------------------------------------------------------
+        # 5. log, evaluate, checkpoint ----------------------------------------------------------
         record = {"iteration": it, **rollout_metrics(trajs, batch, "rollout"), **upd,
                   **{f"filter/{k}": v for k, v in filter_info.items()},
                   **diagnostics(trajs, batch), "time/rollout": t1 - t0, "time/logprobs": t2 - t1,
@@ -300,16 +329,17 @@ def train(cfg: TrainConfig) -> RunResult:
         postfix = {"success": f"{record['rollout/success']:.2f}"}
         if cfg.eval_every and it % cfg.eval_every == 0 and it != cfg.iterations:
             postfix["held-out"] = f"{held_out(it)[0]['eval/success']:.2f}"
+        if cfg.save_every and it % cfg.save_every == 0:
+            checkpoint.save(run_dir, it, policy, optimizer, rng, gen)
         bar.set_postfix(postfix)
     # 6. final evaluation and artefacts ---------------------------------------------------------
-    eval_after, final_trajs = held_out(cfg.iterations)
-    train_after = evaluate(policy, task, task.train_pool, cfg, seed=cfg.seed)[0]
-    write({"iteration": cfg.iterations, "final": True, **{k.replace("eval/", "train_games/"): v for k, v in train_after.items()}})
+    eval_after, final_trajs = held_out(cfg.iterations, final=True)
+    write({"iteration": cfg.iterations, "final": True, **on_training_games()})
     log.close()
-    samples += final_trajs[: cfg.samples]
-    (run_dir / "samples.txt").write_text("\n".join(format_trajectory(t) for t in samples))
+    with (run_dir / "samples.txt").open("a") as f:
+        f.write("".join(format_trajectory(t) for t in final_trajs[: cfg.samples]))
     policy.save(run_dir / "policy")
-    return RunResult(run_dir, metrics, eval_before, eval_after, train_before, train_after)
+    return RunResult(run_dir, metrics)
 
 
 def diagnostics(trajs: list[Trajectory], batch: TurnBatch) -> dict:
