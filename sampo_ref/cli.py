@@ -3,6 +3,7 @@
     sampo-ref train [--preset NAME] [--FIELD VALUE …]   train (no arguments: the toy demo)
     sampo-ref train --resume RUN_DIR                   continue a run from its last checkpoint
     sampo-ref list                                     presets and their choice on the four axes
+    sampo-ref plot RUN [RUN …] [--out comparison.png]  learning curves side by side (mean ± std over seeds)
     sampo-ref bench [--envs 64]                        rollout speed: batched vs one env at a time
 
 Every flag of ``train`` is a field of ``sampo_ref.config.TrainConfig`` (``--help`` lists them with
@@ -69,13 +70,27 @@ def list_presets(argv: list[str]) -> None:
     print(table())
 
 
+def plot(argv: list[str]) -> None:
+    """Plot several runs side by side; runs differing only in the seed become mean ± std."""
+    from sampo_ref.plots import plot_runs
+
+    parser = argparse.ArgumentParser(prog="sampo-ref plot", description=plot.__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
+    parser.add_argument("--out", type=Path, default=Path("comparison.png"), help="PNG to write")
+    args = parser.parse_args(argv)
+    try:
+        print(plot_runs(args.runs, args.out))
+    except FileNotFoundError as err:
+        sys.exit(f"sampo-ref plot: {err}")
+
+
 def bench(argv: list[str]) -> None:
     from sampo_ref.bench import BenchConfig, bench as run
 
     run(tyro.cli(BenchConfig, args=argv, prog="sampo-ref bench"))
 
 
-COMMANDS = {"train": train, "list": list_presets, "bench": bench}
+COMMANDS = {"train": train, "list": list_presets, "plot": plot, "bench": bench}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,7 @@ from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 from sampo_ref import checkpoint
 from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.envs.toy import ToyTask, random_play
+from sampo_ref.plots import plot_runs
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
 from sampo_ref.tiny import TinyConfig, build_tiny
@@ -191,28 +192,6 @@ def format_trajectory(tau: Trajectory) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(metrics: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    train = [m for m in metrics if "rollout/success" in m]
-    evals = [m for m in metrics if "eval/success" in m]
-    axes[0].plot([m["iteration"] for m in train], [m["rollout/success"] for m in train], label="training rollouts (sampled)")
-    axes[0].plot([m["iteration"] for m in evals], [m["eval/success"] for m in evals], "o-", label="held-out (evaluation sampling)")
-    axes[0].set(xlabel="iteration", ylabel="success rate", ylim=(-0.02, 1.02), title="success")
-    axes[0].legend(fontsize=8)
-    for ax, key, name in [(axes[1], "rollout/valid_action", "valid-action ratio"), (axes[2], "actor/entropy_old", "policy entropy (nats/token)")]:
-        ax.plot([m["iteration"] for m in train if key in m], [m[key] for m in train if key in m])
-        ax.set(xlabel="iteration", title=name)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 @dataclass
 class RunResult:
     run_dir: Path
@@ -280,7 +259,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     def held_out(iteration: int, **extra) -> tuple[dict, list[Trajectory]]:
         ev, trajs = evaluate(policy, task, task.eval_pool, cfg, seed=cfg.seed)
         write({"iteration": iteration, **extra, **ev})
-        plot_curves(metrics, run_dir / "learning_curve.png", title)  # kept current: a killed run still has it
+        plot_runs([run_dir], run_dir / "learning_curve.png", title)  # kept current: a killed run still has it
         return ev, trajs
 
     def on_training_games() -> dict:
