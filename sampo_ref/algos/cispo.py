@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from sampo_ref.algos import grpo
-from sampo_ref.algos.common import masked_mean
+from sampo_ref.algos.common import clip_stats
 
 
 def cispo_loss(
@@ -61,14 +61,7 @@ def cispo_loss(
     # no max(), no dual clip: the clip bounds kappa, it never sets it to 0 (SPEC §4.4)
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
 
-    with torch.no_grad():
-        clipped = (ratio != ratio_clipped).to(logp.dtype)  # (B, T)
-        stats = {
-            "clipfrac": masked_mean(clipped, mask),
-            "clipfrac_lower": logp.new_zeros(()),  # no dual clip
-            "ppo_kl": masked_mean(logp_old - logp, mask),
-        }
-    return loss, stats
+    return loss, clip_stats(ratio != ratio_clipped, logp, logp_old, mask)  # clipped: w != ŵ; no dual clip
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -136,6 +136,26 @@ def aggregate(
     return token_loss.sum() / denominator
 
 
+# ----------------------------------------------------------------------------- surrogate diagnostics
+
+
+def clip_stats(clipped: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor, mask: torch.Tensor,
+               clipped_lower: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The diagnostics every surrogate logs (SPEC §11), as detached scalars over the valid tokens.
+
+    clipped (B, T): where this surrogate's clip acted (its own definition, SPEC §4); clipped_lower
+    (B, T): where the dual clip acted (token clip only; else 0); ppo_kl: k1 estimate of
+    KL(π_old ‖ π_θ), the token mean of logp_old - logp.
+    """
+    with torch.no_grad():
+        lower = torch.zeros_like(logp) if clipped_lower is None else clipped_lower.to(logp.dtype)
+        return {
+            "clipfrac": masked_mean(clipped.to(logp.dtype), mask),
+            "clipfrac_lower": masked_mean(lower, mask),  # over ALL valid tokens (SPEC §4.1)
+            "ppo_kl": masked_mean(logp_old - logp, mask),
+        }
+
+
 # ----------------------------------------------------------------------------- KL and entropy
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from sampo_ref.algos.common import dense_index, group_stats, masked_mean, row_scores, segment_mean
+from sampo_ref.algos.common import clip_stats, dense_index, group_stats, row_scores, segment_mean
 
 
 def grpo_advantages(
@@ -102,17 +102,9 @@ def token_clip_loss(
 
     with torch.no_grad():
         # clipped branch strictly larger: (A > 0, w > 1 + eps_h) or (A < 0, w < 1 - eps_l)
-        clipped = (pg_clipped > pg_unclipped).to(logp.dtype)  # (B, T)
-        if dual_clip is not None:
-            dual = ((adv < 0) & (ratio > dual_clip)).to(logp.dtype)  # (B, T)
-        else:
-            dual = torch.zeros_like(clipped)
-        stats = {
-            "clipfrac": masked_mean(clipped, mask),
-            # over ALL valid tokens, not only the A < 0 ones (SPEC §4.1)
-            "clipfrac_lower": masked_mean(dual, mask),
-            "ppo_kl": masked_mean(logp_old - logp, mask),
-        }
+        clipped = pg_clipped > pg_unclipped  # (B, T)
+        dual = (adv < 0) & (ratio > dual_clip) if dual_clip is not None else None  # (B, T)
+    stats = clip_stats(clipped, logp, logp_old, mask, dual)
     return loss, stats
 
 

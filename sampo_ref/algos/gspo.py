@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from sampo_ref.algos import grpo
-from sampo_ref.algos.common import masked_mean
+from sampo_ref.algos.common import clip_stats, masked_mean
 
 PG_AGG = "seq-mean-token-mean"  # SPEC §4.2: GSPO's policy term is always aggregated this way
 
@@ -88,14 +88,9 @@ def gspo_loss(
         row_ratio = torch.exp(torch.clamp(log_seq_ratio, max=10.0))[row_valid]  # (V,)  s_j as used
         if row_ratio.numel() == 0:
             row_ratio = logp.new_ones(1)  # no valid row: report the on-policy value
-        stats = {
-            "clipfrac": masked_mean(clipped, mask),  # tokens in clipped turns / valid tokens
-            "clipfrac_lower": logp.new_zeros(()),  # no dual clip
-            "ppo_kl": masked_mean(logp_old - logp, mask),
-            "seq_ratio_mean": row_ratio.mean(),
-            "seq_ratio_min": row_ratio.min(),
-            "seq_ratio_max": row_ratio.max(),
-        }
+    # clip fraction: tokens in clipped turns / valid tokens (length-weighted); no dual clip
+    stats = clip_stats(clipped, logp, logp_old, mask)
+    stats.update(seq_ratio_mean=row_ratio.mean(), seq_ratio_min=row_ratio.min(), seq_ratio_max=row_ratio.max())
     return loss, stats
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from sampo_ref.algos import grpo
-from sampo_ref.algos.common import masked_mean
+from sampo_ref.algos.common import clip_stats, masked_mean
 
 DIAG_HIGH, DIAG_LOW = 1.2, 0.8  # SPEC §4.3: thresholds of the diagnostic clip fraction only
 
@@ -74,12 +74,7 @@ def soft_sapo_loss(
     with torch.no_grad():
         # diagnostic only: where a hard clip at 0.8 / 1.2 would have acted
         clipped = ((adv > 0) & (ratio > DIAG_HIGH)) | ((adv < 0) & (ratio < DIAG_LOW))  # (B, T)
-        stats = {
-            "clipfrac": masked_mean(clipped.to(logp.dtype), mask),
-            "clipfrac_lower": logp.new_zeros(()),  # no dual clip
-            "ppo_kl": masked_mean(logp_old - logp, mask),
-        }
-    return loss, stats
+    return loss, clip_stats(clipped, logp, logp_old, mask)  # no dual clip
 
 
 # ----------------------------------------------------------------------------- entry points
