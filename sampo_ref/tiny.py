@@ -137,10 +137,13 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], list[tuple[str, str]
     out = cache_dir / f"tiny-{cache_key(cfg, data_id)}"
     if (out / "config.json").exists():
         return out
-    examples = make_examples()
-    tokenizer = train_tokenizer([f"{p}<action>{a}</action>" for p, a in examples], cfg.vocab_size)
-    policy = Policy(new_model(cfg, tokenizer), tokenizer, torch.device("cpu"))
-    losses = warm_start(policy, examples, cfg)
+    # building draws random numbers (weight init); the caller's random streams must not depend on
+    # whether the policy was built now or loaded from the cache
+    with torch.random.fork_rng():
+        examples = make_examples()
+        tokenizer = train_tokenizer([f"{p}<action>{a}</action>" for p, a in examples], cfg.vocab_size)
+        policy = Policy(new_model(cfg, tokenizer), tokenizer, torch.device("cpu"))
+        losses = warm_start(policy, examples, cfg)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))
     policy.save(tmp)
