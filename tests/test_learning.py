@@ -1,7 +1,9 @@
 """Learning: the default toy experiment, shortened, must raise success on its training games.
 
-The threshold comes from the measured 3-seed results in docs/results.md (the full demo run);
-this shorter run (fewer games and iterations, one seed) must clear a smaller, stated margin.
+The shortened run (12 iterations, 16 training games, 32 held-out games) was measured over seeds
+0-2 in docs/results.md ("The learning test"): training-game success rose by +44 to +75 points
+(+56 for seed 0, the seed used here) and held-out success rose for every seed. The test asserts
++30 points and no held-out drop: a margin below the worst measured seed.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from sampo_ref.config import TrainConfig
 from sampo_ref.trainer import train
 from conftest import USER_CACHE
 
-# The shortened run below, measured over seeds 0-2 on the 2-core CPU (docs/results.md).
-MIN_TRAIN_GAIN = 0.15  # training-game success must rise by at least 15 points
+MIN_TRAIN_GAIN = 0.30  # training-game success must rise by at least 30 points
 
 
 @pytest.mark.slow
@@ -28,6 +29,7 @@ def test_default_experiment_learns(tmp_path, monkeypatch):
     result = train(cfg)
     gain = result.train_after["eval/success"] - result.train_before["eval/success"]
     assert gain >= MIN_TRAIN_GAIN, f"training-game success rose by {gain:.2f} < {MIN_TRAIN_GAIN}"
+    assert result.eval_after["eval/success"] >= result.eval_before["eval/success"], "held-out success fell"
     # the run directory holds what the README promises
     for name in ("config.json", "metrics.jsonl", "learning_curve.png", "samples.txt", "policy/config.json"):
         assert (result.run_dir / name).exists(), name
