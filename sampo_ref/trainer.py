@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sampo_ref import checkpoint
 from sampo_ref.algos import ALGORITHMS
 from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, masked_mean
 from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
-from sampo_ref import checkpoint
 from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.envs.toy import ToyTask, random_play
 from sampo_ref.plots import plot_runs
@@ -52,29 +52,28 @@ def make_policy(cfg: TrainConfig, task: ToyTask, device: torch.device) -> Policy
     return load_policy(str(path), device)
 
 
+def _forward(model, device: torch.device, micro: TurnBatch, cfg: TrainConfig, with_entropy: bool):
+    """log π (and entropy) of a micro-batch's response tokens under ``model``, on ``device``."""
+    mask = micro.response_mask.to(device)  # (b, T)
+    args = [t.to(device) for t in (micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask.long())]
+    logp, ent = sequence_logprobs(model, *args, temperature=cfg.temperature, with_entropy=with_entropy)
+    return logp, ent, mask
+
+
 @torch.no_grad()
 def fill_old_logprobs(policy: Policy, ref_model, batch: TurnBatch, cfg: TrainConfig) -> None:
-    """Phase 2: log π_old and its entropy (S-entropy for EMPG / diagnostics), and log π_ref."""
+    """Phase 2: log π_old and its entropy (EMPG's turn entropy, diagnostics), and log π_ref."""
     logp_old, ent_old, logp_ref = [], [], []
     for idx in torch.arange(len(batch)).split(cfg.micro_batch_size):
-        mb = batch.select(idx)
-        args = [t.to(policy.device) for t in (mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask.long())]
-        lp, ent = sequence_logprobs(policy.model, *args, temperature=cfg.temperature, with_entropy=True)
+        micro = batch.select(idx)
+        lp, ent, _ = _forward(policy.model, policy.device, micro, cfg, with_entropy=True)
         logp_old.append(lp.cpu())
         ent_old.append(ent.cpu())
         if ref_model is not None:
-            logp_ref.append(sequence_logprobs(ref_model, *args, temperature=cfg.temperature)[0].cpu())
+            logp_ref.append(_forward(ref_model, policy.device, micro, cfg, with_entropy=False)[0].cpu())
     batch.logp_old = torch.cat(logp_old)  # (B, T)
     batch.entropy_old = torch.cat(ent_old)  # (B, T)
     batch.logp_ref = torch.cat(logp_ref) if ref_model is not None else None  # (B, T)
-
-
-def _forward(policy: Policy, micro: TurnBatch, cfg: TrainConfig, with_entropy: bool):
-    """log π_θ (and entropy) of a micro-batch's response tokens, on the policy's device."""
-    mask = micro.response_mask.to(policy.device)  # (b, T)
-    args = [t.to(policy.device) for t in (micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask.long())]
-    logp, ent = sequence_logprobs(policy.model, *args, temperature=cfg.temperature, with_entropy=with_entropy)
-    return logp, ent, mask
 
 
 def policy_mask(policy: Policy, mb: TurnBatch, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
@@ -90,7 +89,7 @@ def policy_mask(policy: Policy, mb: TurnBatch, cfg: TrainConfig) -> tuple[torch.
     with torch.no_grad():
         for idx in torch.arange(len(mb)).split(cfg.micro_batch_size):
             micro = mb.select(idx)
-            logp, _, mask = _forward(policy, micro, cfg, with_entropy=False)
+            logp, _, mask = _forward(policy.model, policy.device, micro, cfg, with_entropy=False)
             k, stats = sequence_mask(logp, micro.logp_old.to(logp.device), micro.adv.to(logp.device), mask,
                                      cfg.seq_mask_delta)
             keep.append(k.cpu())
@@ -113,7 +112,7 @@ def minibatch_loss(policy: Policy, algo, mb: TurnBatch, cfg: TrainConfig) -> dic
     counts = algo.minibatch_totals(mb, pg_mask, cfg) if algo.minibatch_totals else {}
     for idx in torch.arange(len(mb)).split(cfg.micro_batch_size):
         micro = mb.select(idx)
-        logp, ent, mask = _forward(policy, micro, cfg, with_entropy=cfg.entropy_coef > 0)  # (b, T)
+        logp, ent, mask = _forward(policy.model, policy.device, micro, cfg, with_entropy=cfg.entropy_coef > 0)  # (b, T)
         micro_pg_mask = pg_mask[idx].to(policy.device)  # (b, T)
         pg_tok, stats = algo.policy_loss(logp, micro, micro_pg_mask, cfg, **counts)  # (b, T)
         parts = {"pg": aggregate(pg_tok, micro_pg_mask, pg_mode, pg_den)}
