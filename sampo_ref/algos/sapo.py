@@ -38,7 +38,7 @@ import math
 import torch
 
 from sampo_ref.algos import grpo
-from sampo_ref.algos.common import masked_mean
+from sampo_ref.algos.common import agg_denominator, masked_mean
 from sampo_ref.algos.grpo import token_clip_loss
 
 PG_AGG = "token-mean"  # SPEC §4.5: the listing's token-mean; sapo_loss's folding assumes it
@@ -55,8 +55,7 @@ def kl_denominator(mask: torch.Tensor, in_p: torch.Tensor) -> float:
     mask (B, T), in_p (B,) bool -> float. 0 becomes 1 (as ``common.agg_denominator``); then every
     token of the KL term is 0, so L_ckl = 0 when N_P = 0, as (S16) says.
     """
-    n_p = float(mask[in_p.bool()].sum())
-    return max(n_p, 1.0)
+    return agg_denominator(mask[in_p.bool()], "token-mean")  # the token count of P's rows
 
 
 def conditional_kl(
@@ -112,7 +111,7 @@ def sapo_loss(
     loss, stats = token_clip_loss(logp, logp_old, adv, mask, clip_low, clip_high, dual_clip=None)
     in_p = positive_rows(adv, include_zero_adv)  # (B,)
     ckl = conditional_kl(logp, logp_old, mask, in_p, t_kl)  # (B, T)  Eq. (S16), per token
-    n_tokens = max(float(mask.sum()), 1.0) if n_tokens is None else n_tokens
+    n_tokens = agg_denominator(mask, "token-mean") if n_tokens is None else n_tokens
     n_p = kl_denominator(mask, in_p) if n_p is None else n_p
     # Eq. (S16): L = L_clip + w_kl L_ckl, with L_ckl's 1 / N_P rewritten over the common N
     loss = loss + (w_kl * n_tokens / n_p) * ckl  # (B, T)  ckl is 0 off mask, so loss stays 0 there
@@ -134,7 +133,7 @@ advantages = grpo.advantages  # no change on the advantage axis
 def minibatch_totals(batch, mask, cfg) -> dict[str, float]:
     """N and N_P of the whole mini-batch, so that micro-batching leaves (S16) unchanged."""
     in_p = positive_rows(batch.adv, cfg.sapo_include_zero_adv)  # (B,)
-    return {"n_tokens": max(float(mask.sum()), 1.0), "n_p": kl_denominator(mask, in_p)}
+    return {"n_tokens": agg_denominator(mask, "token-mean"), "n_p": kl_denominator(mask, in_p)}
 
 
 def policy_loss(logp, batch, mask, cfg, n_tokens=None, n_p=None):
