@@ -52,6 +52,7 @@ def cispo_loss(
     if adv.dim() == logp.dim() - 1:
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens
 
+    # --8<-- [start:cispo_loss]
     log_ratio = logp - logp_old  # (B, T)  lambda
     ratio = torch.exp(torch.clamp(log_ratio, -20.0, 20.0))  # (B, T)  w
     # Eq. (S15): w_hat = clip(w, 1 - eps_l, 1 + eps_h), held constant (stop-gradient)
@@ -60,6 +61,7 @@ def cispo_loss(
     loss = -ratio_clipped * adv * logp  # (B, T)
     # no max(), no dual clip: the clip bounds kappa, it never sets it to 0 (SPEC §4.4)
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
+    # --8<-- [end:cispo_loss]
 
     return loss, clip_stats(ratio != ratio_clipped, logp, logp_old, mask)  # clipped: w != ŵ; no dual clip
 

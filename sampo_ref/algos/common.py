@@ -47,6 +47,7 @@ def segment_mean(values: torch.Tensor, inverse: torch.Tensor, n: int):
     return mean, count
 
 
+# --8<-- [start:group_stats]
 def group_stats(values: torch.Tensor, group_index: torch.Tensor):
     """Per-row mean and unbiased std of the row's group, Eq. (S2).
 
@@ -64,8 +65,10 @@ def group_stats(values: torch.Tensor, group_index: torch.Tensor):
     mean = torch.where(single, torch.zeros_like(mean), mean)  # (n,)
     std = torch.where(single, torch.ones_like(std), std)  # (n,)
     return mean[inverse], std[inverse]
+# --8<-- [end:group_stats]
 
 
+# --8<-- [start:row_scores]
 def row_scores(episode_return: torch.Tensor, valid: torch.Tensor, invalid_penalty: float = 0.1):
     """Eq. (S1): s_j = R_tau(j) - c_inv * (1 - v_j). All (B,).
 
@@ -73,6 +76,7 @@ def row_scores(episode_return: torch.Tensor, valid: torch.Tensor, invalid_penalt
     Default c_inv = 0.1 from [ARL] ``apply_invalid_action_penalty``.
     """
     return episode_return - invalid_penalty * (1.0 - valid.to(episode_return.dtype))
+# --8<-- [end:row_scores]
 
 
 # ----------------------------------------------------------------------------- loss aggregation
@@ -123,6 +127,7 @@ def aggregate(
     per-micro-batch means, which differs when micro-batches have unequal token counts).
     ``denominator=None``: treat (loss, mask) as the whole mini-batch (one micro-batch).
     """
+    # --8<-- [start:aggregate]
     _check_mode(mode)
     if denominator is None:
         denominator = agg_denominator(mask, mode, max_len)
@@ -134,6 +139,7 @@ def aggregate(
         return row_mean.sum() / denominator
     # token-mean, seq-mean-token-sum and -norm share the partial sum; only the divisor differs
     return token_loss.sum() / denominator
+    # --8<-- [end:aggregate]
 
 
 # ----------------------------------------------------------------------------- surrogate diagnostics
@@ -165,8 +171,10 @@ def k3_kl(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     u = clamp(logp_ref - logp, -20, 20); k3 = clamp(e^u - u - 1, -10, 10).
     d k3 / d logp = 1 - pi_ref / pi_theta; zero where |u| > 20 or k3 > 10 (the clamps).
     """
+    # --8<-- [start:k3_kl]
     u = torch.clamp(logp_ref - logp, -20.0, 20.0)  # (B, T)
     return torch.clamp(torch.exp(u) - u - 1.0, -10.0, 10.0)  # (B, T)
+    # --8<-- [end:k3_kl]
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,7 @@ def is_uniform(returns: Sequence[float]) -> bool:
     return all(r == returns[0] for r in returns)
 
 
+# --8<-- [start:filter_active]
 def filter_active(step: int, cold_start_steps: int, enabled: bool, training: bool) -> bool:
     """SPEC §7 "When it is active": enabled, a training rollout, and step > cold_start_steps.
 
@@ -57,6 +58,7 @@ def filter_active(step: int, cold_start_steps: int, enabled: bool, training: boo
     if step < 1:
         raise ValueError(f"global steps count from 1, got step={step}")
     return enabled and training and step > cold_start_steps
+# --8<-- [end:filter_active]
 
 
 def dynamic_sample(
@@ -85,6 +87,7 @@ def dynamic_sample(
         )
     info = dict(tries=0, groups_seen=0, uniform_seen=0, uniform_dropped=0, uniform_filler=0,
                 surplus_dropped=0, trajectories_kept=0)
+    # --8<-- [start:resample]
     pool: list[Group] = []
     # 1.-2. empty pool; roll out again while short of the target and tries are left
     while len(pool) * group_size < target_trajectories and info["tries"] < max_tries:
@@ -117,4 +120,5 @@ def dynamic_sample(
         pool += kept
     # 6. so the batch never exceeds the target
     info["trajectories_kept"] = len(pool) * group_size
+    # --8<-- [end:resample]
     return pool, info

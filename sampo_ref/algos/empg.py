@@ -45,6 +45,7 @@ def minmax_normalise(turn_entropy: torch.Tensor) -> torch.Tensor:
 
     (B,) -> (B,) in [0, 1). A batch of equal entropies gives 0 everywhere.
     """
+    # --8<-- [start:normalise_and_scale]
     low, high = turn_entropy.min(), turn_entropy.max()
     return (turn_entropy - low) / (high - low + 1e-8)  # (B,)
 
@@ -56,6 +57,7 @@ def entropy_scale(norm_entropy: torch.Tensor, k: float = 1.0) -> torch.Tensor:
     """
     weight = torch.exp(-k * norm_entropy)  # (B,)
     return weight / (weight.mean() + 1e-8)  # (B,)
+    # --8<-- [end:normalise_and_scale]
 
 
 def next_turn_row(traj_index: torch.Tensor, turn_index: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,7 @@ def empg_advantages(
     ``turn_entropy()``); traj_index (B,) any ids; turn_index (B,) k. Rows may come in any order.
     Every statistic (min, max, means) is over all B rows of the batch, each row counting once.
     """
+    # --8<-- [start:empg_advantages]
     norm_entropy = minmax_normalise(turn_entropy)  # (B,)  H~
     scale = entropy_scale(norm_entropy, k)  # (B,)  g  [EMPG paper, Eq. 10]
     clarity = torch.exp(-k_f * norm_entropy)  # (B,)  f  [EMPG paper, Eq. 11]
@@ -102,6 +105,7 @@ def empg_advantages(
     modulated = scale * adv + zeta * bonus  # (B,)
     # Eq. (S9): re-centre by the batch mean over rows; no division by a std
     return modulated - modulated.mean()  # (B,)
+    # --8<-- [end:empg_advantages]
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -53,6 +53,7 @@ def discounted_step_returns(
     must not hold the same turn index twice. The exponent is the turn-index difference k' - k, so
     a trajectory whose turns are not contiguous is still discounted by elapsed turns.
     """
+    # --8<-- [start:step_returns]
     traj, _ = dense_index(traj_index)  # (B,)
     traj_list, turn_list, reward = traj.tolist(), turn_index.tolist(), env_reward.tolist()
     # walk every trajectory backwards, from its last turn to its first
@@ -72,6 +73,7 @@ def discounted_step_returns(
         returns[j] = running
         prev_traj, prev_turn = traj_list[j], turn_list[j]
     return torch.tensor(returns, dtype=env_reward.dtype, device=env_reward.device)  # (B,)
+    # --8<-- [end:step_returns]
 
 
 def step_groups(anchors: list[str], group_index: torch.Tensor) -> torch.Tensor:
@@ -83,9 +85,11 @@ def step_groups(anchors: list[str], group_index: torch.Tensor) -> torch.Tensor:
     """
     if len(anchors) != group_index.numel():
         raise ValueError(f"{len(anchors)} anchors for {group_index.numel()} rows")
+    # --8<-- [start:step_groups]
     ids: dict[tuple[int, str], int] = {}
     step = [ids.setdefault((g, a), len(ids)) for g, a in zip(group_index.tolist(), anchors)]
     return torch.tensor(step, dtype=torch.long, device=group_index.device)  # (B,)
+    # --8<-- [end:step_groups]
 
 
 def step_group_sizes(step_group: torch.Tensor) -> torch.Tensor:
@@ -114,6 +118,7 @@ def step_advantages(
     A step group whose returns are all equal also gives exactly 0.
     """
     _check_mode(mode)
+    # --8<-- [start:step_advantages]
     mean, std = group_stats(step_return, step_group)  # (B,), (B,)
     inverse, n = dense_index(step_group)  # (B,)
     _, count = segment_mean(step_return, inverse, n)  # (n,)
@@ -122,6 +127,7 @@ def step_advantages(
     adv = centred if mode == "mean_norm" else centred / (std + eps)  # (B,)
     # Eq. (S6), singleton step group: no other row in this state to compare with
     return torch.where(count[inverse] == 1, torch.zeros_like(adv), adv)  # (B,)
+    # --8<-- [end:step_advantages]
 
 
 def gigpo_advantages(
@@ -147,6 +153,7 @@ def gigpo_advantages(
     the two terms cannot disagree about it. ``mode`` is "mean_std_norm" or "mean_norm" (both terms).
     """
     _check_mode(mode)
+    # --8<-- [start:gigpo_advantages]
     scores = row_scores(episode_return, valid, invalid_penalty)  # (B,)  Eq. (S1)
     episode_adv = episode_advantages(scores, group_index, mode, eps)  # (B,)  Eq. (S3)
     # Eq. (S4): discounted from the env rewards, before the penalty, so it never reaches k-1
@@ -156,6 +163,7 @@ def gigpo_advantages(
     step_adv = step_advantages(step_return, step_groups(anchors, group_index), mode, eps)  # (B,)
     # Eq. (S7): A_j = A^E_j + omega * A^S_j
     return episode_adv + step_adv_weight * step_adv  # (B,)
+    # --8<-- [end:gigpo_advantages]
 
 
 # ----------------------------------------------------------------------------- entry points

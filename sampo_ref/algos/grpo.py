@@ -44,6 +44,7 @@ def grpo_advantages(
     Singleton group: mu = 0, sigma = 1. Constant group: every A_j is exactly 0.
     ``norm_by_std=False``: A_j = s_j - mu_g, the Dr. GRPO advantage (arXiv 2503.20783 §3.2).
     """
+    # --8<-- [start:grpo_advantages]
     if not per_trajectory:
         mean, std = group_stats(scores, group_index)  # (B,), (B,)
     else:
@@ -60,6 +61,7 @@ def grpo_advantages(
     if not norm_by_std:
         return scores - mean  # (B,)
     return (scores - mean) / (std + eps)  # (B,)
+    # --8<-- [end:grpo_advantages]
 
 
 def token_clip_loss(
@@ -87,6 +89,7 @@ def token_clip_loss(
     if adv.dim() == logp.dim() - 1:
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens
 
+    # --8<-- [start:token_clip]
     log_ratio = logp - logp_old  # (B, T)  lambda
     ratio = torch.exp(torch.clamp(log_ratio, -20.0, 20.0))  # (B, T)  w; |lambda| > 20 -> kappa = 0
     pg_unclipped = -adv * ratio  # (B, T)
@@ -99,6 +102,7 @@ def token_clip_loss(
         loss = torch.where(adv < 0, capped, loss)  # (B, T)
     # where(), not * mask: padding gets exactly zero loss and zero gradient
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
+    # --8<-- [end:token_clip]
 
     with torch.no_grad():
         # clipped branch strictly larger: (A > 0, w > 1 + eps_h) or (A < 0, w < 1 - eps_l)
@@ -111,6 +115,7 @@ def token_clip_loss(
 # ----------------------------------------------------------------------------- entry points
 # The trainer calls these two (sampo_ref/algos/__init__.py explains the contract).
 
+# --8<-- [start:entry_points]
 SEQ_MASK = True  # the sequence mask (S17) may be applied to this surrogate
 
 
@@ -124,3 +129,4 @@ def policy_loss(logp, batch, mask, cfg, **totals):
     """Token clip with dual clip (S10) on the rows of ``batch``; (loss (B, T), stats)."""
     return token_clip_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
                            cfg.clip_low, cfg.clip_high, cfg.dual_clip)
+# --8<-- [end:entry_points]

@@ -36,10 +36,12 @@ def seq_log_ratio(logp: torch.Tensor, logp_old: torch.Tensor, mask: torch.Tensor
     logp, logp_old, mask (B, T). A row with no response token gets log s = 0.
     Differentiable in ``logp``: d log s_j / d logp_{j,t} = m_{j,t} / L_j.
     """
+    # --8<-- [start:seq_log_ratio]
     log_ratio = logp - logp_old  # (B, T)  lambda, no +-20 clamp (SPEC §4.2)
     # where(), not * mask: a non-finite log-prob on padding must not reach the row mean
     log_ratio = torch.where(mask.bool(), log_ratio, torch.zeros_like(log_ratio))  # (B, T)
     return masked_mean(log_ratio, mask, dim=-1)  # (B,)
+    # --8<-- [end:seq_log_ratio]
 
 
 def gspo_loss(
@@ -69,6 +71,7 @@ def gspo_loss(
     if adv.dim() == logp.dim() - 1:
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens
 
+    # --8<-- [start:gspo_token]
     log_seq_ratio = seq_log_ratio(logp, logp_old, mask)  # (B,)  Eq. (S11)
     # Eq. (S12): value log s_j on every token, gradient that of logp_{j,t}:
     #   log s_hat = min(10, logp - sg[logp] + sg[log s])
@@ -81,6 +84,7 @@ def gspo_loss(
     loss = torch.maximum(pg_unclipped, pg_clipped)  # (B, T)
     # no dual clip: GSPO clips whole turns (SPEC §4.2)
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
+    # --8<-- [end:gspo_token]
 
     with torch.no_grad():
         clipped = (pg_clipped > pg_unclipped).to(logp.dtype)  # (B, T)  constant along a row

@@ -25,8 +25,10 @@ the world-agent trainer); the definition follows ``[ARL] recipe/shop_agent/ppo/r
 from sampo_ref.algos import gigpo, gspo
 from sampo_ref.algos.dynamic_sampling import dynamic_sample
 
+# --8<-- [start:composition]
 advantages = gigpo.advantages  # turn-level (anchor-state) advantage
 policy_loss = gspo.policy_loss  # sequence- (turn-) level clipping
 PG_AGG = gspo.PG_AGG  # seq-mean-token-mean; the preset sets the same mode for the KL and entropy terms
 SEQ_MASK = False  # GSPO already clips whole turns
 FILTER = dynamic_sample  # dynamic filtering is part of the definition: always on after the cold start
+# --8<-- [end:composition]

@@ -74,10 +74,12 @@ def conditional_kl(
     """
     if not t_kl > 0.0:
         raise ValueError(f"need t_kl > 0, got {t_kl!r}")
+    # --8<-- [start:conditional_kl]
     log_ratio = logp - logp_old  # (B, T)  lambda, no +-20 clamp (SPEC §4.5)
     # Eq. (S16): the condition j in P, m = 1, lambda <= ln t_kl (on the ratio, not the probability)
     selected = in_p.bool().unsqueeze(-1) & mask.bool() & (log_ratio <= math.log(t_kl))  # (B, T)
     return torch.where(selected, -log_ratio, torch.zeros_like(log_ratio))  # (B, T)
+    # --8<-- [end:conditional_kl]
 
 
 def sapo_loss(
@@ -107,6 +109,7 @@ def sapo_loss(
     """
     if not w_kl >= 0.0:
         raise ValueError(f"need w_kl >= 0, got {w_kl!r}")
+    # --8<-- [start:sapo_loss]
     # Eq. (S10), base: token clip, no dual clip (the listing)
     loss, stats = token_clip_loss(logp, logp_old, adv, mask, clip_low, clip_high, dual_clip=None)
     in_p = positive_rows(adv, include_zero_adv)  # (B,)
@@ -115,6 +118,7 @@ def sapo_loss(
     n_p = kl_denominator(mask, in_p) if n_p is None else n_p
     # Eq. (S16): L = L_clip + w_kl L_ckl, with L_ckl's 1 / N_P rewritten over the common N
     loss = loss + (w_kl * n_tokens / n_p) * ckl  # (B, T)  ckl is 0 off mask, so loss stays 0 there
+    # --8<-- [end:sapo_loss]
 
     with torch.no_grad():
         p_mask = mask * in_p.to(mask.dtype).unsqueeze(-1)  # (B, T)  tokens of rows in P

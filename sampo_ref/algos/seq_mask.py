@@ -51,11 +51,13 @@ def sequence_mask(
     """
     if adv.dim() == logp.dim() - 1:
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens
+    # --8<-- [start:sequence_mask]
     adv_row = masked_mean(adv.expand_as(logp), mask, dim=-1)  # (B,)  A-bar_j
     neg_log_ratio = torch.where(mask.bool(), logp_old - logp, torch.zeros_like(logp))  # (B, T)
     # Eq. (S17): row mean of log(pi_old / pi_theta) = -log s_j, unclamped
     neg_log_seq_ratio = masked_mean(neg_log_ratio, mask, dim=-1)  # (B,)
     keep = (adv_row >= 0) | (neg_log_seq_ratio <= delta)  # (B,)
+    # --8<-- [end:sequence_mask]
     row_valid = mask.sum(-1) > 0  # (B,)
     masked_rows = (~keep & row_valid).to(logp.dtype)  # (B,)
     stats = {
@@ -65,9 +67,11 @@ def sequence_mask(
     return keep, stats
 
 
+# --8<-- [start:apply_sequence_mask]
 def apply_sequence_mask(mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """The policy term's mask: mask (B, T) with the rows where keep (B,) is False zeroed -> (B, T).
 
     Use it for the policy loss AND its aggregation denominator; never for the KL or entropy terms.
     """
     return mask * keep.to(mask.dtype).unsqueeze(-1)  # (B, T)
+# --8<-- [end:apply_sequence_mask]

@@ -59,6 +59,7 @@ def soft_sapo_loss(
         raise ValueError(f"need tau_pos > 0 and tau_neg > 0, got {tau_pos!r}, {tau_neg!r}")
     if adv.dim() == logp.dim() - 1:
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens
+    # --8<-- [start:soft_gate]
     adv_row = masked_mean(adv.expand_as(logp), mask, dim=-1)  # (B,)  mean advantage A-bar_j
     # temperature per row by the sign of A-bar_j (SPEC §4.3)
     tau = torch.where(adv_row > 0, tau_pos, tau_neg).to(logp.dtype).unsqueeze(-1)  # (B, 1)
@@ -70,6 +71,7 @@ def soft_sapo_loss(
     loss = -gate * adv  # (B, T)
     # no hard clip anywhere: the gate only bends kappa (SPEC §4.3)
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
+    # --8<-- [end:soft_gate]
 
     with torch.no_grad():
         # diagnostic only: where a hard clip at 0.8 / 1.2 would have acted
