@@ -1,6 +1,7 @@
 # The two commands of the README, each doing its own set-up:
 #   make demo   train an agent on the default toy task (offline, CPU or GPU)
 #   make test   run the test suite
+#   make docs   build the docs site into site/ (mkdocs --strict; MathJax vendored from npm, served offline)
 # Set-up: a virtualenv in .venv; torch==2.13.0 first (where a local CPU wheel is configured,
 # pip takes it; elsewhere PyPI's default Linux build, which includes CUDA), then this package.
 
@@ -24,6 +25,9 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest -q --durations=5
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs

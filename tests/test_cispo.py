@@ -23,6 +23,7 @@ def _tokens(adv, ratios, logp_old=-1.0):
     return logp, logp_old_t, torch.tensor(adv, dtype=F64), torch.ones_like(logp_old_t)
 
 
+@pytest.mark.equation("S15")
 def test_hand_example():
     """Checks (S15) with the defaults eps_l = 1, eps_h = 0.2 (w_hat = min(w, 1.2)), logp_old = -1.
 
@@ -48,6 +49,7 @@ def test_hand_example():
 RATIOS = [1e-3, 0.1, 0.5, 0.9, 1.0, 1.1, 1.19, 1.21, 2.0, 50.0]
 
 
+@pytest.mark.equation("S15")
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_kappa_is_min_w_and_never_zero(sign):
     """Checks SPEC §4.4: with eps_l = 1, eps_h = 0.2, kappa = min(w, 1.2) > 0 for A != 0."""
@@ -60,6 +62,7 @@ def test_kappa_is_min_w_and_never_zero(sign):
     assert bool((grad != 0).all())
 
 
+@pytest.mark.equation("S15")
 def test_gradient_survives_the_log_ratio_clamp():
     """Checks (S15): the +-20 clamp only bounds w_hat (kappa = e^-20 at lambda = -25), the
     gradient flows through logp itself, so it is still not zero."""
@@ -69,6 +72,7 @@ def test_gradient_survives_the_log_ratio_clamp():
     assert grad[0, 0].item() == pytest.approx(-math.exp(-20.0), rel=1e-9)
 
 
+@pytest.mark.equation("S15")
 def test_lower_clip_when_set():
     """Checks (S15) with eps_l = 0.2: w = 0.5 -> w_hat = 0.8 = kappa; it counts as clipped."""
     logp, logp_old, adv, mask = _tokens([1.0, 1.0, 1.0], [0.5, 1.0, 1.1])

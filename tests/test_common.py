@@ -34,6 +34,7 @@ def test_masked_mean():
     assert masked_mean(x, torch.zeros_like(mask)).item() == 0.0  # empty -> 0, not NaN
 
 
+@pytest.mark.equation("S1")
 def test_row_scores_worked_example():
     """Checks (S1) on SPEC §3.4: the penalty hits only the invalid row."""
     episode_return = torch.tensor([10.0, 10.0, 0.0, 0.0, 0.0])
@@ -42,6 +43,7 @@ def test_row_scores_worked_example():
     assert torch.allclose(scores, torch.tensor([10.0, 10.0, 0.0, -0.1, 0.0]))
 
 
+@pytest.mark.equation("S2")
 def test_group_stats_worked_example():
     """Checks (S2): mu = 3.98, sigma = 5.4956 over the 5 rows of SPEC §3.4."""
     scores = torch.tensor([10.0, 10.0, 0.0, -0.1, 0.0], dtype=torch.float64)
@@ -50,6 +52,7 @@ def test_group_stats_worked_example():
     assert torch.allclose(std, torch.full((5,), 5.4956, dtype=torch.float64), atol=1e-4)
 
 
+@pytest.mark.equation("S2")
 def test_group_stats_unbiased_singleton_and_arbitrary_ids():
     """Checks (S2): Bessel's correction, singleton convention, ids in any order."""
     # group 7 = {1, 2, 3}: mean 2, unbiased std 1 (biased would be 0.8165);
@@ -61,6 +64,7 @@ def test_group_stats_unbiased_singleton_and_arbitrary_ids():
     assert torch.allclose(std, torch.tensor([1.0, 1.0, math.sqrt(2), 1.0, math.sqrt(2), 1.0]))
 
 
+@pytest.mark.equation("S2")
 def test_group_stats_constant_group_is_exact():
     """Checks (S2) "constant scores": mean equals the value bit for bit, std is exactly 0."""
     values = torch.full((7,), 0.1)  # float32: sum / 7 misses 0.1 by an ulp
@@ -172,6 +176,7 @@ def test_aggregate_validation_names_bad_value():
 # ----------------------------------------------------------------------------- k3 (S18), entropy
 
 
+@pytest.mark.equation("S18")
 def test_k3_values_on_hand_numbers():
     """Checks (S18): k3 = e^u - u - 1 with u = logp_ref - logp, and k3 >= 0."""
     logp = torch.zeros(4)
@@ -183,6 +188,7 @@ def test_k3_values_on_hand_numbers():
     assert (k3_kl(a, b) >= 0).all()
 
 
+@pytest.mark.equation("S18")
 def test_k3_gradient_and_clamps():
     """Checks (S18): d k3 / d logp = 1 - pi_ref / pi_theta; zero where |u| > 20 or k3 > 10."""
     u = torch.tensor([1.0, -1.0, 0.5, -9.0, 3.0, -12.0, 25.0, -25.0], dtype=torch.float64)

@@ -58,6 +58,7 @@ def test_minmax_normalisation():
     assert torch.equal(minmax_normalise(torch.full((4,), 0.7)), torch.zeros(4))
 
 
+@pytest.mark.equation("S8")
 def test_scale_has_batch_mean_one():
     """Checks g of (S8) [EMPG paper, Eq. 10]: hand values, and batch mean ~ 1 for any k."""
     w = [math.exp(-h) for h in H_NORM]
@@ -76,12 +77,14 @@ def test_next_turn_row_shuffled():
         next_turn_row(torch.tensor([1, 1]), torch.tensor([0, 0]))
 
 
+@pytest.mark.equation("S8", "S9")
 def test_worked_example():
     """Checks (S8), (S9) with k = k_f = 1, zeta = 0.05 on the table above."""
     out = empg_advantages(ADV, H, TRAJ, TURN)
     assert torch.allclose(out, _expected(ADV.tolist()), atol=1e-7)
 
 
+@pytest.mark.equation("S8")
 def test_bonus_goes_to_the_previous_turn_of_the_same_trajectory():
     """Checks (S8): with A = 0 and k = 0 (g = 1) only the bonus is left: rows 1 and 2 get it."""
     out = empg_advantages(torch.zeros(5, dtype=F64), H, TRAJ, TURN, k=0.0, zeta=0.05)
@@ -92,6 +95,7 @@ def test_bonus_goes_to_the_previous_turn_of_the_same_trajectory():
     assert out[0] == out[3] == out[4]
 
 
+@pytest.mark.equation("S9")
 def test_recentred_mean_zero_and_no_std():
     """Checks (S9): batch mean 0; a constant shift of A cancels; no division by a std."""
     gen = torch.Generator().manual_seed(1)
@@ -106,6 +110,7 @@ def test_recentred_mean_zero_and_no_std():
                           2 * empg_advantages(adv, H, TRAJ, TURN, zeta=0.0), atol=1e-12)
 
 
+@pytest.mark.equation("S8", "S9")
 @pytest.mark.parametrize("k, k_f, zeta", [(0.0, 1.0, 0.05), (2.0, 1.0, 0.05), (1.0, 0.0, 0.05),
                                           (1.0, 3.0, 0.05), (1.0, 1.0, 0.0), (1.0, 1.0, 0.1)])
 def test_k_kf_zeta(k, k_f, zeta):

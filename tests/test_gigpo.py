@@ -51,6 +51,7 @@ EX = dict(
 )
 
 
+@pytest.mark.equation("S4", "S5", "S6")
 def test_worked_example_step_returns_and_step_term():
     """Checks (S4), (S5), (S6) on SPEC §3.4: G~ = (9.5, 10, 0, -0.1, 0), A^S = (+-0.7071, 0, ...)."""
     g = discounted_step_returns(EX["env_reward"], EX["traj_index"], EX["turn_index"], gamma=0.95)
@@ -63,12 +64,14 @@ def test_worked_example_step_returns_and_step_term():
     assert a_s[1].item() == 0.0 and a_s[3].item() == 0.0 and a_s[4].item() == 0.0  # singletons
 
 
+@pytest.mark.equation("S3", "S7")
 def test_worked_example_gigpo_mean_std_norm_column():
     """Checks (S7) on SPEC §3.4: GiGPO column = GRPO column + A^S."""
     adv = gigpo_advantages(**EX, gamma=0.95, mode="mean_std_norm", invalid_penalty=0.1)
     assert torch.allclose(adv, _t([1.8025, 1.0954, -1.4313, -0.7424, -0.7242]), atol=1e-4)
 
 
+@pytest.mark.equation("S3", "S6", "S7")
 def test_worked_example_gigpo_mean_norm():
     """Checks (S3), (S6), (S7) without std, by hand: mu_g = 3.98, step-group mean 4.75.
 
@@ -136,12 +139,14 @@ def test_hand_batch_step_groups():
     assert len(set(near.tolist())) == 3
 
 
+@pytest.mark.equation("S4")
 def test_hand_batch_step_returns():
     """Checks (S4) with gamma = 0.5, the G column of the table above (before the penalty)."""
     g = discounted_step_returns(HB["env_reward"], HB["traj_index"], HB["turn_index"], gamma=0.5)
     assert torch.allclose(g, _t([1.0, 2.0, 4.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0]), atol=1e-12)
 
 
+@pytest.mark.equation("S3", "S4", "S5", "S6", "S7")
 @pytest.mark.parametrize("mode", ["mean_norm", "mean_std_norm"])
 @pytest.mark.parametrize("omega", [1.0, 0.5])
 def test_hand_batch_gigpo(mode, omega):
@@ -152,6 +157,7 @@ def test_hand_batch_gigpo(mode, omega):
     assert torch.allclose(adv, expected, atol=1e-5)  # eps = 1e-6 in the std-normalised terms
 
 
+@pytest.mark.equation("S6")
 def test_singleton_step_rows_get_only_the_episode_term():
     """Checks (S6) singleton convention: rows 5, 7, 9 get A^S = 0 exactly, in both modes."""
     for mode in ("mean_norm", "mean_std_norm"):
@@ -170,6 +176,7 @@ def test_row_order_independence():
         assert torch.allclose(adv_shuffled, adv[perm], atol=1e-12)
 
 
+@pytest.mark.equation("S4")
 def test_discounted_returns_any_order():
     """Checks (S4) with gamma = 0.9 on shuffled rows: (1, 0, 2) -> G = (2.62, 1.8, 2); (3,) -> 3."""
     # rows: B k0, A k2, A k0, A k1
@@ -184,6 +191,7 @@ def test_discounted_returns_any_order():
         discounted_step_returns(reward, torch.tensor([4, 4, 4, 4]), torch.tensor([0, 1, 1, 2]))
 
 
+@pytest.mark.equation("S3", "S7")
 def test_no_repeated_states_reduces_to_grpo():
     """Checks SPEC §3.2 "No repeated states": A^S = 0, GiGPO = (S2) / mean-centred GRPO exactly."""
     batch = dict(
@@ -202,6 +210,7 @@ def test_no_repeated_states_reduces_to_grpo():
     assert torch.equal(gigpo_advantages(**batch, mode="mean_norm"), dr_grpo)
 
 
+@pytest.mark.equation("S6")
 def test_constant_step_group_is_exactly_zero():
     """Checks (S6): a step group with equal G~ (3 x 0.1, inexact float mean) gives A^S = 0 exactly."""
     a_s = step_advantages(torch.full((3,), 0.1), torch.tensor([2, 2, 2]), "mean_std_norm")

@@ -29,6 +29,7 @@ def _example_scores():
     return row_scores(episode_return, torch.tensor(EXAMPLE_VALID))
 
 
+@pytest.mark.equation("S1", "S2")
 def test_worked_example_grpo_column():
     """Checks (S1), (S2): SPEC §3.4 GRPO column (mu = 3.98, sigma = 5.4956 over 5 rows)."""
     scores = _example_scores()
@@ -38,6 +39,7 @@ def test_worked_example_grpo_column():
     assert (10 - 3.98) / 5.4956 == pytest.approx(1.0954, abs=1e-4)
 
 
+@pytest.mark.equation("S2")
 def test_worked_example_vanilla_column():
     """Checks SPEC §3.1 "vanilla GRPO": trajectory means (10, -0.0333), mu 4.9833, sigma 7.0946."""
     scores = _example_scores()
@@ -47,6 +49,7 @@ def test_worked_example_vanilla_column():
     assert (-0.1 - 4.9833) / 7.0946 == pytest.approx(-0.7165, abs=1e-4)
 
 
+@pytest.mark.equation("S2")
 def test_worked_example_without_std():
     """Checks the Dr. GRPO form of (S2): A = s - mu, mu = 3.98 over the 5 rows of SPEC §3.4."""
     adv = grpo_advantages(_example_scores(), torch.zeros(5, dtype=torch.long), norm_by_std=False)
@@ -54,6 +57,7 @@ def test_worked_example_without_std():
     assert torch.allclose(adv, torch.tensor(expected, dtype=torch.float64), atol=1e-9)
 
 
+@pytest.mark.equation("S2")
 def test_singleton_group():
     """Checks (S2) singleton convention: mu = 0, sigma = 1, so A = s / (1 + eps), not 0."""
     adv = grpo_advantages(torch.tensor([7.0, 1.0, 3.0]), torch.tensor([5, 9, 9]))
@@ -61,6 +65,7 @@ def test_singleton_group():
     assert adv[0].item() != 0.0
 
 
+@pytest.mark.equation("S2")
 def test_constant_group_is_exactly_zero():
     """Checks (S2) "constant scores" in both forms, with 7 x 0.1 (whose float32 mean is inexact)."""
     scores = torch.full((7,), 0.1)
@@ -70,12 +75,14 @@ def test_constant_group_is_exactly_zero():
     assert torch.equal(grpo_advantages(scores, groups, traj, per_trajectory=True), torch.zeros(7))
 
 
+@pytest.mark.equation("S2")
 def test_unbiased_std():
     """Checks (S2) Bessel's correction: {0, 2} has sigma = sqrt(2), so A = -+1/sqrt(2), not -+1."""
     adv = grpo_advantages(torch.tensor([0.0, 2.0]), torch.tensor([3, 3]), eps=0.0)
     assert torch.allclose(adv, torch.tensor([-1 / math.sqrt(2), 1 / math.sqrt(2)]))
 
 
+@pytest.mark.equation("S2")
 def test_groups_do_not_mix():
     """Checks (S2): statistics are per group, with interleaved arbitrary ids."""
     scores = torch.tensor([0.0, 100.0, 2.0, -50.0, 4.0])
@@ -118,6 +125,7 @@ def _rows(cases, logp_old=-1.0):
     return logp, logp_old_t, adv, torch.ones_like(logp_old_t)
 
 
+@pytest.mark.equation("S10")
 def test_kappa_table():
     """Checks (S10) and the kappa table of SPEC §4.1 via autograd: grad = -kappa * A."""
     logp, logp_old, adv, mask = _rows(KAPPA_CASES)
@@ -134,6 +142,7 @@ def test_kappa_table():
     assert loss[7, 0].item() == 0.0
 
 
+@pytest.mark.equation("S10")
 def test_dual_clip_only_for_negative_advantage():
     """Checks (S10): the dual clip caps only A < 0; None disables it."""
     cases = [(2.0, 4.0, 0.0), (-1.5, 4.0, 4.0)]  # kappa with dual_clip=None
@@ -149,6 +158,7 @@ def test_dual_clip_only_for_negative_advantage():
     assert loss_c[1, 0].item() == pytest.approx(4.5)
 
 
+@pytest.mark.equation("S10")
 def test_log_ratio_clamp_kills_gradient():
     """Checks SPEC §4.1 note: |lambda| > 20 gives zero gradient through the clamp."""
     cases = [(2.0, math.exp(-25.0), 0.0), (2.0, math.exp(-19.0), math.exp(-19.0))]
@@ -162,6 +172,7 @@ def test_log_ratio_clamp_kills_gradient():
 LENGTHS = [4, 2, 0, 1, 3]  # ragged rows, one fully masked
 
 
+@pytest.mark.equation("S10")
 @pytest.mark.parametrize("mode", AGG_MODES)
 def test_on_policy_gradient_is_reinforce(mode):
     """Checks SPEC §4 conventions: with w == 1, kappa = 1, so each valid token's gradient is the
@@ -189,6 +200,7 @@ def test_on_policy_gradient_is_reinforce(mode):
     assert torch.equal(grad[mask == 0], torch.zeros(int((mask == 0).sum()), dtype=torch.float64))
 
 
+@pytest.mark.equation("S10")
 def test_masked_tokens_get_exactly_zero():
     """Checks SPEC §4.7 "all": padding gets zero loss and zero gradient, whatever its ratio."""
     logp_old = torch.zeros(2, 3, dtype=torch.float64)
@@ -230,6 +242,7 @@ def test_token_clip_validation_names_bad_value():
         token_clip_loss(logp, logp, torch.ones(1), torch.ones(1, 1), clip_low=1.5)
 
 
+@pytest.mark.equation("S1", "S2")
 def test_penalty_only_group_is_scale_free():
     """(S1)+(S2) in a group that never wins: one invalid turn in ten gives A = +0.316 to every valid
     turn and -2.846 to the invalid one, whatever c_inv > 0 (docs/results.md, "teaching point")."""

@@ -34,6 +34,7 @@ HAND_ROWS = [[0.001, 0.003], [0.02, -0.01, 0.005], [-0.01, 0.002], [0.3, -0.1, -
 HAND_ADV = [1.5, 2.0, -1.0, -0.5]
 
 
+@pytest.mark.equation("S11", "S12")
 def test_hand_example_values_and_gradient():
     """Checks (S11), (S12) on a hand-worked batch.
 
@@ -80,6 +81,7 @@ def test_hand_example_stats():
     assert all(not v.requires_grad and v.dim() == 0 for v in stats.values())
 
 
+@pytest.mark.equation("S11")
 def test_seq_log_ratio_is_unclamped_masked_mean():
     """Checks (S11): lambda is not clamped at +-20 and padding is ignored (log s = (30 + 0) / 2)."""
     logp, logp_old, _, mask = _batch([[30.0, 0.0], [-25.0, -1.0, 2.0]], [1.0, 1.0])
@@ -87,6 +89,7 @@ def test_seq_log_ratio_is_unclamped_masked_mean():
     assert torch.allclose(log_s, torch.tensor([15.0, -8.0], dtype=F64))
 
 
+@pytest.mark.equation("S12")
 @pytest.mark.parametrize(
     "adv, row, clipped",
     [
@@ -110,6 +113,7 @@ def test_kappa_is_whole_turn(adv, row, clipped):
         assert torch.equal(grad, torch.zeros_like(grad))
 
 
+@pytest.mark.equation("S12")
 def test_log_seq_ratio_cap_kills_gradient():
     """Checks (S12) clamp min(10, .): A < 0 with log s = 11 is not clipped but gets kappa = 0."""
     logp, logp_old, adv, mask = _batch([[11.0, 11.0], [9.0, 9.0]], [-1.0, -1.0])
@@ -120,6 +124,7 @@ def test_log_seq_ratio_cap_kills_gradient():
     assert grad[1, 0].item() == pytest.approx(math.exp(9.0))
 
 
+@pytest.mark.equation("S13")
 def test_sequence_gradient_equals_adv_times_grad_s():
     """Checks (S13): under seq-mean-token-mean the gradient is -(1/|V|) sum_j A_j grad s_j, with
     s_j computed here directly as exp(sum_t m lambda / L_j) (unclipped rows)."""
@@ -139,6 +144,7 @@ def test_sequence_gradient_equals_adv_times_grad_s():
     assert torch.allclose(grad, grad_s, atol=1e-14)
 
 
+@pytest.mark.equation("S12")
 def test_row_constant_2d_advantage_matches_1d():
     """Checks (S12) with adv given per token (row-constant): same loss as with adv (B,)."""
     logp, logp_old, adv, mask = _batch(HAND_ROWS, HAND_ADV)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 
 from sampo_ref.algos import ALGORITHMS, gigpo, gspo
@@ -32,6 +33,7 @@ def make_group(seed: int, wins: list[bool]) -> list[Trajectory]:
     return trajs
 
 
+@pytest.mark.equation("S7", "S12", "S21")
 def test_sampo_equals_gspo_loss_on_gigpo_advantages_of_a_filtered_batch():
     cfg = preset_config("sampo", invalid_penalty=0.1)
     rollouts = iter([[make_group(1, [True] * 4), make_group(2, [True, False, False, True])],

@@ -35,6 +35,7 @@ def _batch(adv=HAND_ADV, ratios=HAND_W, mask=HAND_MASK, logp_old=-1.2):
     return logp, logp_old_t, torch.tensor(adv, dtype=F64), torch.tensor(mask, dtype=F64)
 
 
+@pytest.mark.equation("S16")
 def test_positive_rows_flag():
     """Checks P of (S16): A >= 0 by default, A > 0 with include_zero_adv=False."""
     adv = torch.tensor([0.5, 0.0, -0.1, -0.0])
@@ -42,6 +43,7 @@ def test_positive_rows_flag():
     assert positive_rows(adv, include_zero_adv=False).tolist() == [True, False, False, False]
 
 
+@pytest.mark.equation("S16")
 @pytest.mark.parametrize("include_zero", [True, False])
 def test_conditional_kl_hand_values_and_gradient(include_zero):
     """Checks (S16) per token, t_kl = 0.8 (ln 0.8 = -0.2231436):
@@ -70,6 +72,7 @@ def test_conditional_kl_hand_values_and_gradient(include_zero):
     assert torch.equal(grad, -selected)  # exactly -1 or exactly 0
 
 
+@pytest.mark.equation("S16")
 def test_unclamped_log_ratio_keeps_gradient_as_w_goes_to_zero():
     """Checks (S16): lambda is not clamped at -20, so lambda = -30 gives term 30 and gradient -1."""
     logp, logp_old, adv, mask = _batch([1.0], [[math.exp(-30.0), math.exp(-5.0)]], [[1, 1]])
@@ -79,6 +82,7 @@ def test_unclamped_log_ratio_keeps_gradient_as_w_goes_to_zero():
     assert torch.equal(grad, torch.full((1, 2), -1.0, dtype=F64))
 
 
+@pytest.mark.equation("S16")
 def test_empty_p_gives_zero():
     """Checks (S16): L_ckl = 0 when N_P = 0 (all rows negative), with zero gradient, no NaN."""
     logp, logp_old, adv, mask = _batch([-1.0, -2.0], [[0.1, 0.2], [0.3, 0.5]], [[1, 1], [1, 0]])
@@ -92,6 +96,7 @@ def test_empty_p_gives_zero():
     assert stats["ckl"].item() == 0.0 and bool(torch.isfinite(loss).all())
 
 
+@pytest.mark.equation("S10", "S16")
 @pytest.mark.parametrize(
     "include_zero, value, grad_rows",
     [
@@ -123,6 +128,7 @@ def test_sapo_loss_total(include_zero, value, grad_rows):
     assert stats["ckl_frac"].item() == pytest.approx(3 / 5 if include_zero else 2 / 3)
 
 
+@pytest.mark.equation("S16")
 def test_micro_batches_use_minibatch_denominators():
     """Checks (S16) under micro-batching: with the mini-batch N and N_P passed in, the sum of the
     micro-batch aggregates equals the whole mini-batch's loss and gradient."""
@@ -141,6 +147,7 @@ def test_micro_batches_use_minibatch_denominators():
     assert torch.allclose(grad_split, grad_whole, atol=1e-15)
 
 
+@pytest.mark.equation("S16")
 @pytest.mark.parametrize("t_kl, kl_on", [(0.8, False), (1.0, True), (1.2, True)])
 def test_on_policy_kl_term(t_kl, kl_on):
     """Checks SPEC §4 conventions' exception: on-policy (lambda = 0) the KL condition

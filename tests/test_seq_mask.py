@@ -27,6 +27,7 @@ def _rows(adv, log_ratios, T=3, pad_value=-9.0):
     return logp_old + lam, logp_old, torch.tensor(adv, dtype=F64), mask
 
 
+@pytest.mark.equation("S17")
 def test_spec_example():
     """Checks (S17), SPEC §4.6's test with delta = 0.223: (A < 0, s = 0.5) masked;
     (A < 0, s = 2) and (A > 0, s = 0.5) kept. Each s is made of two unequal token ratios."""
@@ -41,6 +42,7 @@ def test_spec_example():
     assert stats["seq_masked_frac"].item() == pytest.approx(1 / 3)
 
 
+@pytest.mark.equation("S17")
 def test_sign_convention():
     """Checks (S17)'s sign, log(pi_old / pi_theta) <= delta, against [ARL]'s docstring's opposite:
     A < 0 with s = 0.79 (-ln s = 0.2357 > 0.223) is masked; s = 0.81 (0.2107) is kept; s = 1.3
@@ -51,6 +53,7 @@ def test_sign_convention():
     assert keep.tolist() == [False, True, True, True]
 
 
+@pytest.mark.equation("S17")
 def test_unclamped_row_mean_and_padding():
     """Checks SPEC §4.6 inputs: the row mean of the UNCLAMPED log-ratio over valid tokens only.
     lambda = (-30, 29.5): mean -0.25, -mean 0.25 > 0.223 -> masked (a +-20 clamp would give 0,
@@ -60,6 +63,7 @@ def test_unclamped_row_mean_and_padding():
     assert keep.tolist() == [False, True]
 
 
+@pytest.mark.equation("S17")
 def test_row_mean_advantage():
     """Checks SPEC §4.6: A-bar_j is the masked row mean of a (B, T) advantage.
     Row 0 adv (1, -3): mean -1 < 0 -> masked at s = 0.5; row 1 adv (-1, 3): mean 1 -> kept;
@@ -71,6 +75,7 @@ def test_row_mean_advantage():
     assert keep.tolist() == [False, True, False]
 
 
+@pytest.mark.equation("S17")
 def test_default_delta_is_released_script_value():
     """Checks SPEC §4.6 delta = 3e-3 ([ARL] scripts): A < 0 turns with s < 0.997 are masked.
     s = 0.996 (-ln s = 0.004008) masked; s = 0.998 (0.002002) kept."""
@@ -79,6 +84,7 @@ def test_default_delta_is_released_script_value():
     assert keep.tolist() == [False, True]
 
 
+@pytest.mark.equation("S17")
 def test_masked_turn_gets_zero_gradient_and_leaves_denominator():
     """Checks SPEC §4.6 scope: applied to the token clip's mask, every token of a masked turn has
     zero gradient (the token clip alone gives kappa = 0.9 to its w = 0.9 token) and the

@@ -28,6 +28,7 @@ def _tokens(adv, ratios, logp_old=-1.3):
     return logp, logp_old_t, torch.tensor(adv, dtype=F64), torch.ones_like(logp_old_t)
 
 
+@pytest.mark.equation("S14")
 @pytest.mark.parametrize(
     "sign, expected", [(1.0, KAPPA_TAU_1), (-1.0, KAPPA_TAU_105)], ids=["tau_pos=1", "tau_neg=1.05"]
 )
@@ -42,6 +43,7 @@ def test_kappa_reference_table(sign, expected):
     assert kappa == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.equation("S14")
 def test_hand_loss_values():
     """Checks (S14) values: loss = -(4 / tau) sigma(tau (w - 1)) A.
 
@@ -57,6 +59,7 @@ def test_hand_loss_values():
     assert loss[:, 0].tolist() == pytest.approx(expected, abs=1e-7)
 
 
+@pytest.mark.equation("S14")
 def test_temperature_per_row_by_mean_advantage():
     """Checks SPEC §4.3: tau is chosen per ROW by the sign of the masked mean advantage.
 
@@ -77,6 +80,7 @@ def test_temperature_per_row_by_mean_advantage():
     assert torch.equal(grad[:, 2], torch.zeros(3, dtype=F64))
 
 
+@pytest.mark.equation("S14")
 def test_kappa_never_zero():
     """Checks SPEC §4.3: kappa > 0 for any w (here 0.01 .. 20) and A != 0; it is 0 only through
     the +-20 clamp (|lambda| = 25) or A = 0."""

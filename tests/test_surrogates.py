@@ -46,6 +46,7 @@ def _reinforce_weight(mode, n, B, max_len):
     }[mode]
 
 
+@pytest.mark.equation("S10", "S12", "S14", "S15", "S16")
 @pytest.mark.parametrize("mode", AGG_MODES)
 @pytest.mark.parametrize("name", list(SURROGATES))
 def test_on_policy_gradient_is_reinforce(name, mode):
@@ -145,6 +146,7 @@ ZERO_CASES = {
 }
 
 
+@pytest.mark.equation("S10", "S12", "S14", "S15", "S16", "S17")
 @pytest.mark.parametrize("name", list(ZERO_CASES))
 def test_zero_gradient_table(name):
     """Checks SPEC §4.7 for (S10), (S12), (S14), (S15), (S16), (S17): exactly the listed tokens

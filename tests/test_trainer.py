@@ -92,3 +92,40 @@ def test_a_non_finite_gradient_is_skipped_and_counted(small_policy):
     out = update(small_policy, ALGORITHMS["grpo"], opt, batch, cfg, torch.Generator().manual_seed(0))
     assert out["actor/skipped_steps"] == 1 and out["actor/optimizer_steps"] == 1
     assert all(torch.equal(a, b) for a, b in zip(before, small_policy.model.parameters()))
+
+
+@pytest.mark.equation("S18", "S19", "S21")
+@pytest.mark.parametrize("algo", ["grpo", "sampo"])
+def test_total_loss_is_pg_minus_entropy_plus_kl(small_policy, algo):
+    """Checks (S19) L = L_pg - c_H agg(H) + beta agg(k3), recomputed here from the formulas on the
+    whole mini-batch, against the trainer's micro-batched value and gradient. GRPO: token-mean
+    (sum / token count); SAMPO: every term seq-mean-token-mean (mean over rows of row means), (S21)."""
+    from sampo_ref.policy import sequence_logprobs
+    from sampo_ref.presets import preset_config
+
+    cfg = preset_config(algo, max_new_tokens=12, mini_batch_size=1000, micro_batch_size=3,
+                        kl_coef=0.5, entropy_coef=0.1)  # large coefficients: every term matters
+    batch = prepared(small_policy, cfg)
+    total, grads, stats = loss_and_grad(small_policy, batch, cfg)
+
+    small_policy.model.zero_grad(set_to_none=True)
+    mask = batch.response_mask  # (B, T)
+    logp, ent = sequence_logprobs(small_policy.model, batch.prompt_ids, batch.prompt_mask, batch.response_ids,
+                                  mask.long(), temperature=cfg.temperature, with_entropy=True)
+    lengths = mask.sum(-1)  # (B,)
+
+    def agg(x):  # §5 by hand: token-mean for grpo, seq-mean-token-mean for sampo (all terms)
+        if cfg.loss_agg == "token-mean":
+            return (x * mask).sum() / mask.sum()
+        return ((x * mask).sum(-1)[lengths > 0] / lengths[lengths > 0]).mean()
+
+    assert (ALGORITHMS[algo].pg_agg or cfg.loss_agg) == cfg.loss_agg  # one mode for every term here
+    pg, _ = ALGORITHMS[algo].policy_loss(logp, batch, mask, cfg)  # (B, T)
+    u = batch.logp_ref - logp  # (B, T)  small here: the clamps of (S18) are inactive
+    assert u[mask.bool()].abs().max() < 20
+    expected = agg(pg) - cfg.entropy_coef * agg(ent) + cfg.kl_coef * agg(torch.exp(u) - u - 1)  # (S19)
+    expected.backward()
+    expected_grads = torch.cat([p.grad.flatten() for p in small_policy.model.parameters() if p.grad is not None])
+    assert total == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
+    assert stats["loss/kl"] > 0 and stats["loss/entropy"] > 0
+    assert torch.allclose(grads, expected_grads, rtol=1e-4, atol=1e-6)

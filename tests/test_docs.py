@@ -1,0 +1,135 @@
+"""The docs site: it builds with --strict, renders math offline, and cannot drift from the code.
+
+* every equation tag ``\\tag{S…}`` on a docs page is declared by at least one test that checks it
+  numerically, with the marker ``@pytest.mark.equation("S…")``;
+* every code block on a page is a named snippet section of the source (``file.py:section``, never
+  line numbers), and the section exists; a missing one also stops the strict build;
+* the built HTML loads MathJax from the site itself and nothing from a CDN.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+TAG = re.compile(r"\\tag\{([^}]*)\}")
+SNIPPET = re.compile(r"""--8<--\s+["']([^"']+)["']""")
+SECTION_REF = re.compile(r"^(?P<path>[^:]+\.py):(?P<section>[a-z][-_0-9a-z]*)$")
+MATHJAX = "javascripts/tex-mml-svg.js"
+
+
+def doc_pages() -> list[Path]:
+    return sorted(p for p in DOCS.rglob("*.md") if "_hooks" not in p.parts)
+
+
+def docs_tags() -> dict[str, list[str]]:
+    """Equation tag -> the pages that show it."""
+    tags: dict[str, list[str]] = {}
+    for page in doc_pages():
+        for tag in TAG.findall(page.read_text()):
+            tags.setdefault(tag, []).append(str(page.relative_to(DOCS)))
+    return tags
+
+
+def _is_equation_marker(node: ast.AST) -> bool:
+    """``pytest.mark.equation(...)`` as written in the tests."""
+    func = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(func, ast.Attribute) and func.attr == "equation"
+            and isinstance(func.value, ast.Attribute) and func.value.attr == "mark")
+
+
+def tested_tags() -> dict[str, list[str]]:
+    """Equation tag -> the tests whose ``@pytest.mark.equation`` declares it (read from the source)."""
+    tags: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for deco in filter(_is_equation_marker, node.decorator_list):
+                for arg in deco.args:
+                    tags.setdefault(ast.literal_eval(arg), []).append(f"{path.name}::{node.name}")
+    return tags
+
+
+def test_every_equation_tag_in_the_docs_has_a_test():
+    shown, tested = docs_tags(), tested_tags()
+    assert shown, "no \\tag{…} found in docs/: the pattern or the pages are wrong"
+    untested = {tag: pages for tag, pages in shown.items() if tag not in tested}
+    assert not untested, f"equation tags shown in the docs with no @pytest.mark.equation test: {untested}"
+    malformed = [tag for tag in tested if not re.fullmatch(r"S\d+", tag)]
+    assert not malformed, f"equation markers must name SPEC tags like 'S2', got {malformed}"
+
+
+def snippet_references() -> list[tuple[str, str]]:
+    """(page, reference) for every ``--8<-- "…"`` on a docs page."""
+    return [(str(p.relative_to(DOCS)), ref) for p in doc_pages() for ref in SNIPPET.findall(p.read_text())]
+
+
+def test_every_snippet_is_an_existing_named_section():
+    refs = snippet_references()
+    assert refs, "no snippet references found in docs/"
+    for page, ref in refs:
+        match = SECTION_REF.match(ref)
+        assert match, f"{page}: snippet {ref!r} must be 'path.py:section' (a named section, never line numbers)"
+        source = ROOT / match["path"]
+        assert source.is_file(), f"{page}: snippet {ref!r} names a missing file"
+        text = source.read_text()
+        for end in ("start", "end"):
+            assert f"# --8<-- [{end}:{match['section']}]" in text, f"{page}: {source.name} has no [{end}:{match['section']}]"
+
+
+def snippets_config() -> dict:
+    """The pymdownx.snippets settings of mkdocs.yml."""
+    yaml = pytest.importorskip("yaml", reason="the docs extra (mkdocs, PyYAML) is not installed")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    for ext in config["markdown_extensions"]:
+        if isinstance(ext, dict) and "pymdownx.snippets" in ext:
+            return ext["pymdownx.snippets"]
+    raise AssertionError("mkdocs.yml does not configure pymdownx.snippets")
+
+
+def test_a_missing_snippet_section_stops_the_build():
+    markdown = pytest.importorskip("markdown", reason="the docs extra (mkdocs) is not installed")
+    snippets = pytest.importorskip("pymdownx.snippets", reason="the docs extra (pymdown-extensions) is not installed")
+    config = snippets_config()
+    assert config["check_paths"] is True
+    config = {**config, "base_path": [str(ROOT / p) for p in config["base_path"]]}
+    md = markdown.Markdown(extensions=["pymdownx.snippets"], extension_configs={"pymdownx.snippets": config})
+    assert "group_stats(scores, group_index)" in md.convert('--8<-- "sampo_ref/algos/grpo.py:grpo_advantages"')
+    with pytest.raises(snippets.SnippetMissingError, match="no_such_section"):
+        md.convert('--8<-- "sampo_ref/algos/grpo.py:no_such_section"')
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site built with ``mkdocs build --strict`` (which vendors MathJax first: npm, once)."""
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install -e '.[dev]'")
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                          "-d", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stdout}\n{run.stderr}"
+    return out
+
+
+def test_site_builds_strict_and_serves_its_own_mathjax(site):
+    assert (site / MATHJAX).stat().st_size > 1_000_000  # the whole of MathJax, fonts included
+    pages = sorted(site.rglob("*.html"))
+    with_math = [p for p in pages if 'class="arithmatex"' in p.read_text()]
+    assert len(with_math) >= 10, f"only {len(with_math)} pages have math"
+    for page in with_math:
+        scripts = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page.read_text())
+        assert any(s.endswith(MATHJAX) for s in scripts), f"{page.relative_to(site)} does not load {MATHJAX}"
+    for page in pages:
+        html = page.read_text()
+        urls = re.findall(r'<script[^>]*\ssrc="([^"]+)"', html) + re.findall(r'<link[^>]*\shref="([^"]+)"', html)
+        remote = [u for u in urls if re.match(r"(https?:)?//", u)]
+        assert not remote, f"{page.relative_to(site)} loads from the network: {remote}"
