@@ -144,6 +144,10 @@ class TrainConfig:
     """Write a checkpoint (policy, optimiser, random states) every this many iterations; 0 = never."""
     samples: int = 3
     """Trajectories written as text to samples.txt (first rollout and final held-out evaluation)."""
+    tensorboard: bool = True
+    """Also log every metric to TensorBoard (run_dir/tb; view with ``tensorboard --logdir runs``)."""
+    wandb_project: str = ""
+    """Also log to this Weights & Biases project (needs ``pip install wandb``); empty = off."""
 
     def validate(self) -> None:
         """Stop before any work, naming the field, the value and what is allowed."""

@@ -28,14 +28,16 @@ from tqdm import tqdm
 
 from sampo_ref import checkpoint
 from sampo_ref.algos import ALGORITHMS
-from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, masked_mean
+from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl
 from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 from sampo_ref.config import ConfigError, TrainConfig
+from sampo_ref.diagnostics import KL_BINS, CollapseWatch, batch_diagnostics, kl_split
 from sampo_ref.envs.toy import ToyTask, random_play
 from sampo_ref.plots import plot_runs
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
+from sampo_ref.runlog import RunLog
 from sampo_ref.tiny import TinyConfig, build_tiny
 from toy_envs import cache_dir as game_cache
 
@@ -127,6 +129,12 @@ def minibatch_loss(policy: Policy, algo, mb: TurnBatch, cfg: TrainConfig) -> dic
             totals[k] = totals.get(k, 0.0) + v  # partial sums add up to the mini-batch value
         for k, v in stats.items():
             totals[f"actor/{k}"] = totals.get(f"actor/{k}", 0.0) + share * float(v)
+        if micro.logp_ref is not None:  # Finding 2: KL to the reference by sign of A × ratio direction
+            split = kl_split(logp, micro.logp_old.to(logp.device), micro.logp_ref.to(logp.device),
+                             micro.adv.to(logp.device), mask)
+            for name, (kl_sum, rows) in split.items():
+                totals[f"kl_split/{name}/sum"] = totals.get(f"kl_split/{name}/sum", 0.0) + kl_sum
+                totals[f"kl_split/{name}/rows"] = totals.get(f"kl_split/{name}/rows", 0.0) + rows
     return totals
 
 
@@ -151,7 +159,11 @@ def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, 
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
     policy.model.eval()
-    out = {k: v / steps for k, v in sums.items()}
+    out = {k: v / steps for k, v in sums.items() if not k.startswith("kl_split/")}
+    for name in KL_BINS if f"kl_split/{KL_BINS[0]}/rows" in sums else ():  # only with a reference policy
+        rows = sums[f"kl_split/{name}/rows"]  # rows of every mini-batch step: each row once per epoch
+        out[f"kl_ref/{name}"] = sums[f"kl_split/{name}/sum"] / rows if rows else float("nan")  # nan: empty bin
+        out[f"kl_ref/{name}_share"] = rows / (len(batch) * cfg.ppo_epochs)
     out.update({"actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
                 "actor/grad_norm_max": max(grad_norms, default=float("nan")),
                 "actor/optimizer_steps": steps, "actor/skipped_steps": skipped,
@@ -246,12 +258,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
     metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start) if resume else []
-    log = (run_dir / "metrics.jsonl").open("a")
+    log = RunLog(run_dir, cfg.to_dict(), start, cfg.tensorboard, cfg.wandb_project)
+    watch = CollapseWatch()
+    for m in metrics:  # a resumed run's watch knows the iterations before the checkpoint
+        if "rollout/success" in m:
+            watch.update(m)
 
     def write(record: dict) -> None:
         metrics.append(record)
-        log.write(json.dumps(record) + "\n")
-        log.flush()
+        log.write(record)
 
     title = f"{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}"
 
@@ -301,8 +316,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         # 5. log, evaluate, checkpoint ----------------------------------------------------------
         record = {"iteration": it, **rollout_metrics(trajs, batch, "rollout"), **upd,
                   **{f"filter/{k}": v for k, v in filter_info.items()},
-                  **diagnostics(trajs, batch), "time/rollout": t1 - t0, "time/logprobs": t2 - t1,
+                  **batch_diagnostics(trajs, batch), "time/rollout": t1 - t0, "time/logprobs": t2 - t1,
                   "time/update": t3 - t2, "time/iteration": t3 - t0}
+        for kind, message in watch.update(record).items():
+            if not any(f"warn/{kind}" in m for m in metrics):  # say it once; count it every time
+                tqdm.write(f"warning (iteration {it}): {message}")
+            record[f"warn/{kind}"] = 1
         write(record)
         postfix = {"success": f"{record['rollout/success']:.2f}"}
         if cfg.eval_every and it % cfg.eval_every == 0 and it != cfg.iterations:
@@ -319,21 +338,3 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     policy.save(run_dir / "policy")
     return RunResult(run_dir, metrics)
 
-
-def diagnostics(trajs: list[Trajectory], batch: TurnBatch) -> dict:
-    """Advantage statistics, group degeneracy, entropy and the sampling/recompute mismatch."""
-    returns: dict[int, list[float]] = {}
-    for tau in trajs:
-        returns.setdefault(tau.group_id, []).append(tau.episode_return)
-    sample_logp = [lp for tau in trajs for t in tau.turns for lp in (t.sample_logp or [])]
-    mask = batch.response_mask.bool()
-    out = {
-        "adv/mean": batch.adv.mean().item(), "adv/min": batch.adv.min().item(), "adv/max": batch.adv.max().item(),
-        "groups/uniform_return": float(np.mean([len(set(r)) == 1 for r in returns.values()])),
-        "groups/zero_adv_rows": (batch.adv == 0).float().mean().item(),
-        "actor/entropy_old": masked_mean(batch.entropy_old, batch.response_mask).item(),
-        "rows": len(batch),
-    }
-    if len(sample_logp) == int(mask.sum()):  # |log π_sample − log π_old| per token, same weights
-        out["actor/logp_mismatch"] = (torch.tensor(sample_logp) - batch.logp_old[mask]).abs().mean().item()
-    return out
