@@ -42,6 +42,12 @@ from sampo_ref.tiny import TinyConfig, build_tiny
 from toy_envs import cache_dir as game_cache
 
 
+def make_task(cfg: TrainConfig) -> ToyTask:
+    """The task of ``cfg``: its game pools (training, held-out), envs and prompt."""
+    return ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
+                   cfg.history, instruction=cfg.model != "tiny", progress=cfg.progress)
+
+
 def make_policy(cfg: TrainConfig, task: ToyTask, device: torch.device) -> Policy:
     """``tiny`` → build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
     if cfg.model != "tiny":
@@ -247,8 +253,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run (metrics.jsonl); choose another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    task = ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
-                   cfg.history, instruction=cfg.model != "tiny", progress=cfg.progress)
+    task = make_task(cfg)
     policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
     ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
     if ckpt is not None:

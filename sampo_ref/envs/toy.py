@@ -78,6 +78,10 @@ class ToyTask:
             out.extend(pool[:copies])
         return BatchEnv(out)
 
+    def category(self, game: str | Path) -> str:
+        """The reporting category of a game (evaluation breaks success down by it)."""
+        return f"{self.family}-L{self.level}"
+
     def prompt(self, p: PromptInput, rng: random.Random) -> str:
         return toy_prompt(p, rng, self.family, self.history, self.instruction)
 
