@@ -28,14 +28,20 @@ class TrainConfig:
     """Show progress bars."""
 
     # --- environment ---
+    env: str = "toy"
+    """Environment: toy (TextWorld games of toy_envs) or alfworld (the real ALFWorld, SPEC §12; docs/alfworld.md)."""
     family: str = "coin"
     """Toy task family (toy_envs.FAMILIES)."""
     level: int = 1
     """Toy difficulty level (toy_envs.LEVELS)."""
+    alfworld_data: str = ""
+    """ALFWorld game data (json_2.1.1/, logic/); empty = $ALFWORLD_DATA, else ~/.cache/alfworld."""
+    eval_split: str = "valid_seen"
+    """ALFWorld split of the held-out games: valid_seen (ARLArena's validation, SPEC §12.4) or valid_unseen."""
     train_games: int = 64
-    """Games in the training pool (seeds 0 .. train_games-1)."""
+    """Games in the training pool (toy: seeds 0 .. train_games-1; ALFWorld: the first of the train split, 0 = all)."""
     eval_games: int = 64
-    """Held-out games (unseen seeds, same family and level); one episode each."""
+    """Held-out games (toy: unseen seeds, same family and level; ALFWorld: the first of eval_split, 0 = all); one episode each."""
     max_turns: int = 0
     """Turn limit per episode; 0 = the family/level default."""
     history: int = 2
@@ -58,6 +64,14 @@ class TrainConfig:
     """Rollout nucleus sampling."""
     top_k: int = 0
     """Rollout top-k (0 = off)."""
+
+    # --- memory (never the mathematics) ---
+    dtype: str = "float32"
+    """*memory* float32, or bfloat16: forward passes under bf16 autocast (weights and optimiser state stay float32), reference model stored in bf16."""
+    gradient_checkpointing: bool = False
+    """*memory* Recompute activations in the backward pass (Hugging Face gradient checkpointing)."""
+    ref_device: str = "same"
+    """*memory* Where the reference model lives: same (the policy's device), cpu, or a device such as cuda:1."""
 
     # --- batch ---
     tasks_per_iter: int = 8
@@ -154,13 +168,20 @@ class TrainConfig:
         from sampo_ref.algos import ALGORITHMS
         from toy_envs import LEVELS
 
+        toy = self.env == "toy"
         checks = [
             ("algo", self.algo in ALGORITHMS, f"one of {sorted(ALGORITHMS)}"),
-            ("family", self.family in LEVELS, f"one of {sorted(LEVELS)}"),
-            ("level", self.level in LEVELS.get(self.family, {}), f"one of {sorted(LEVELS.get(self.family, {}))}"),
+            ("env", self.env in ("toy", "alfworld"), "toy or alfworld"),
+            ("family", not toy or self.family in LEVELS, f"one of {sorted(LEVELS)}"),
+            ("level", not toy or self.level in LEVELS.get(self.family, {}), f"one of {sorted(LEVELS.get(self.family, {}))}"),
+            ("eval_split", self.eval_split in ("valid_seen", "valid_unseen"), "valid_seen or valid_unseen"),
+            ("dtype", self.dtype in ("float32", "bfloat16"), "float32 or bfloat16"),
+            ("ref_device", self.ref_device in ("same", "cpu", "cuda", "mps") or self.ref_device.startswith("cuda:"),
+             "same, cpu, cuda, cuda:N or mps"),
             ("group_size", self.group_size >= 2, "≥ 2 (group advantages need at least two copies)"),
             ("tasks_per_iter", self.tasks_per_iter >= 1, "≥ 1"),
-            ("train_games", self.train_games >= self.tasks_per_iter, f"≥ tasks_per_iter ({self.tasks_per_iter})"),
+            ("train_games", self.train_games >= self.tasks_per_iter or (not toy and self.train_games == 0),
+             f"≥ tasks_per_iter ({self.tasks_per_iter})" + ("" if toy else " or 0 (the whole train split)")),
             ("eval_games", self.eval_games >= 0, "≥ 0"),
             ("iterations", self.iterations >= 0, "≥ 0"),
             ("max_turns", self.max_turns >= 0, "≥ 0 (0 = family default)"),
@@ -204,6 +225,18 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: expected {allowed}")
+        if self.env == "alfworld":
+            from sampo_ref.envs.alfworld import data_problem
+
+            problem = data_problem(self.alfworld_dir(), ("train", self.eval_split))
+            if problem:
+                raise ConfigError(problem)
+
+    def alfworld_dir(self) -> str:
+        """The ALFWorld data folder: ``alfworld_data``, else $ALFWORLD_DATA, else alfworld's default."""
+        from sampo_ref.envs.alfworld import default_data_dir
+
+        return self.alfworld_data or default_data_dir()
 
     def to_dict(self) -> dict:
         return asdict(self)

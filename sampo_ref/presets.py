@@ -1,4 +1,5 @@
-"""Named presets: one per row of ARLArena's main table (SPEC §9), plus the extras, at toy scale.
+"""Named presets: one per row of ARLArena's main table (SPEC §9), plus the extras, at toy scale,
+and the same rows at the paper's full scale on ALFWorld (``alfworld-<row>``, SPEC §8–§9).
 
 A preset is a set of config overrides on top of the toy defaults of ``TrainConfig``; flags given
 on the command line override the preset (``sampo-ref train --preset sampo --seed 2``). Presets
@@ -21,23 +22,47 @@ TOY_FILTER = dict(filter_groups=True, max_num_gen_batches=3, cold_start_steps=2)
 TOY_GSPO_CLIP = dict(clip_low=3e-2, clip_high=4e-2)
 SEQ_MASK = dict(seq_mask=True, seq_mask_delta=3e-3)  # δ of [ARL] seq_mask/train_*_seq_mask.sh
 
+# Full scale (SPEC §8–§9, [ARL] examples/embody_agent_trainer/Qwen3-4B/train_*.sh): the paper's clip and filter
+ALFWORLD_FILTER = dict(filter_groups=True, max_num_gen_batches=3, cold_start_steps=15)
+ALFWORLD_GSPO_CLIP = dict(clip_low=3e-3, clip_high=4e-3)
+ALFWORLD = dict(
+    env="alfworld", model="UCLA-SCAI/Qwen3-4B-rft-alfworld", iterations=200,
+    train_games=0, eval_games=0, eval_split="valid_seen",  # all 3,553 training games; every valid_seen game once
+    max_turns=50, history=2, win_reward=10.0, invalid_penalty=0.1,
+    tasks_per_iter=16, group_size=8, mini_batch_size=256, ppo_epochs=1,
+    lr=1e-6, weight_decay=0.01, max_grad_norm=1.0, kl_coef=0.01, entropy_coef=0.001, gamma=0.95,
+    max_new_tokens=512, temperature=1.0, top_p=1.0, top_k=0,  # <think> answers: [ARL] response length 512
+    eval_temperature=0.6, eval_top_p=0.95, eval_top_k=20, eval_every=5, save_every=10,
+    # memory knobs (not the mathematics): one 80 GB GPU instead of [ARL]'s 4 (docs/alfworld.md)
+    dtype="bfloat16", gradient_checkpointing=True, micro_batch_size=8,
+)
+
+
+def table_rows(gspo_clip: dict, dynamic_filter: dict) -> dict[str, dict]:
+    """SPEC §9's rows and extras; the clip of the turn-ratio rows and the filter's schedule depend on the scale."""
+    return {
+        # ARLArena main table (SPEC §9), in the table's order
+        "grpo": dict(algo="grpo"),
+        "grpo_st": dict(algo="grpo", loss_agg="seq-mean-token-mean"),
+        "soft_sapo": dict(algo="soft_sapo", tau_pos=1.0, tau_neg=1.05),
+        "cispo": dict(algo="cispo", clip_low=1.0, clip_high=0.2),
+        "gspo": dict(algo="gspo", **gspo_clip),
+        "gigpo": dict(algo="gigpo", gigpo_mode="mean_std_norm", step_adv_weight=1.0),
+        "empg": dict(algo="empg"),
+        "dapo_grpo": dict(algo="grpo", **dynamic_filter),
+        "dapo_gigpo": dict(algo="gigpo", **dynamic_filter),
+        "sampo": dict(algo="sampo", loss_agg="seq-mean-token-mean", **gspo_clip, **dynamic_filter),
+        # extras (SPEC §9, second table)
+        "grpo_sm": dict(algo="grpo", **SEQ_MASK),
+        "soft_sapo_sm": dict(algo="soft_sapo", **SEQ_MASK),
+        "cispo_sm": dict(algo="cispo", clip_low=1.0, clip_high=0.2, **SEQ_MASK),
+        "sapo": dict(algo="sapo", clip_low=0.2, clip_high=0.2),
+    }
+
+
 PRESETS: dict[str, dict] = {
-    # ARLArena main table (SPEC §9), in the table's order
-    "grpo": dict(algo="grpo"),
-    "grpo_st": dict(algo="grpo", loss_agg="seq-mean-token-mean"),
-    "soft_sapo": dict(algo="soft_sapo", tau_pos=1.0, tau_neg=1.05),
-    "cispo": dict(algo="cispo", clip_low=1.0, clip_high=0.2),
-    "gspo": dict(algo="gspo", **TOY_GSPO_CLIP),
-    "gigpo": dict(algo="gigpo", gigpo_mode="mean_std_norm", step_adv_weight=1.0),
-    "empg": dict(algo="empg"),
-    "dapo_grpo": dict(algo="grpo", **TOY_FILTER),
-    "dapo_gigpo": dict(algo="gigpo", **TOY_FILTER),
-    "sampo": dict(algo="sampo", loss_agg="seq-mean-token-mean", **TOY_GSPO_CLIP, **TOY_FILTER),
-    # extras (SPEC §9, second table)
-    "grpo_sm": dict(algo="grpo", **SEQ_MASK),
-    "soft_sapo_sm": dict(algo="soft_sapo", **SEQ_MASK),
-    "cispo_sm": dict(algo="cispo", clip_low=1.0, clip_high=0.2, **SEQ_MASK),
-    "sapo": dict(algo="sapo", clip_low=0.2, clip_high=0.2),
+    **table_rows(TOY_GSPO_CLIP, TOY_FILTER),  # toy scale: the defaults of TrainConfig
+    **{f"alfworld-{name}": {**ALFWORLD, **row} for name, row in table_rows(ALFWORLD_GSPO_CLIP, ALFWORLD_FILTER).items()},
 }
 
 ADVANTAGE = {"grpo": "GRPO (S2)", "gspo": "GRPO (S2)", "soft_sapo": "GRPO (S2)", "cispo": "GRPO (S2)",

@@ -15,6 +15,7 @@ Everything the algorithm decides sits behind two calls, ``algo.advantages`` and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
@@ -42,30 +43,64 @@ from sampo_ref.tiny import TinyConfig, build_tiny
 from toy_envs import cache_dir as game_cache
 
 
-def make_task(cfg: TrainConfig) -> ToyTask:
-    """The task of ``cfg``: its game pools (training, held-out), envs and prompt."""
+def make_task(cfg: TrainConfig):
+    """The task of ``cfg.env``: game pools (``train_pool``, ``eval_pool``, ``train_panel``),
+    ``envs(games, copies)``, ``prompt``, ``max_turns``, ``require_think``, ``data_id``."""
+    if cfg.env == "alfworld":
+        from sampo_ref.envs.alfworld import AlfworldTask
+
+        return AlfworldTask(cfg.alfworld_dir(), cfg.train_games, cfg.eval_games, cfg.eval_split, cfg.max_turns,
+                            cfg.win_reward, cfg.history, require_think=cfg.model != "tiny")
     return ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
                    cfg.history, instruction=cfg.model != "tiny", progress=cfg.progress)
 
 
-def make_policy(cfg: TrainConfig, task: ToyTask, device: torch.device) -> Policy:
+def task_label(cfg: TrainConfig) -> str:
+    """The task in a run name: ``alfworld`` or ``<family>-L<level>``."""
+    return "alfworld" if cfg.env == "alfworld" else f"{cfg.family}-L{cfg.level}"
+
+
+def make_policy(cfg: TrainConfig, task, device: torch.device) -> Policy:
     """``tiny`` → build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
     if cfg.model != "tiny":
-        return load_policy(cfg.model, device)
-    tiny = TinyConfig()
-    games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
-    data_id = dict(family=task.family, level=task.level, games=len(games), history=task.history)
-    path = build_tiny(tiny, lambda: random_play(task, games, tiny.warm_start_examples, tiny.seed), data_id,
-                      game_cache().parent / "policies")  # beside the games: $SAMPO_REF_CACHE/policies
-    return load_policy(str(path), device)
+        policy = load_policy(cfg.model, device)
+    else:
+        tiny = TinyConfig()
+        games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
+        data_id = {**task.data_id, "games": len(games)}
+        path = build_tiny(tiny, lambda: random_play(task, games, tiny.warm_start_examples, tiny.seed), data_id,
+                          game_cache().parent / "policies")  # beside the games: $SAMPO_REF_CACHE/policies
+        policy = load_policy(str(path), device)
+    if cfg.gradient_checkpointing:
+        policy.model.gradient_checkpointing_enable()
+    return policy
+
+
+def make_reference(cfg: TrainConfig, policy: Policy):
+    """The frozen reference π_ref (a copy of the initial policy) on ``ref_device``, in bf16 with ``dtype=bfloat16``."""
+    if cfg.kl_coef == 0:
+        return None
+    ref = copy.deepcopy(policy.model).eval().requires_grad_(False)
+    return ref.to(device=policy.device if cfg.ref_device == "same" else torch.device(cfg.ref_device),
+                  dtype=torch.bfloat16 if cfg.dtype == "bfloat16" else None)
+
+
+def precision(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast for ``dtype=bfloat16`` (float32 weights and optimiser state stay), else nothing."""
+    if cfg.dtype == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _forward(model, device: torch.device, micro: TurnBatch, cfg: TrainConfig, with_entropy: bool):
-    """log π (and entropy) of a micro-batch's response tokens under ``model``, on ``device``."""
+    """log π (and entropy) of a micro-batch's response tokens under ``model``, returned on ``device``
+    (the reference model may live on another device, ``ref_device``)."""
     mask = micro.response_mask.to(device)  # (b, T)
-    args = [t.to(device) for t in (micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask.long())]
-    logp, ent = sequence_logprobs(model, *args, temperature=cfg.temperature, with_entropy=with_entropy)
-    return logp, ent, mask
+    at = next(model.parameters()).device
+    args = [t.to(at) for t in (micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask.long())]
+    with precision(cfg, at):
+        logp, ent = sequence_logprobs(model, *args, temperature=cfg.temperature, with_entropy=with_entropy)
+    return logp.to(device), None if ent is None else ent.to(device), mask
 
 
 @torch.no_grad()
@@ -191,13 +226,15 @@ def rollout_metrics(trajs: list[Trajectory], batch: TurnBatch, prefix: str) -> d
     }
 
 
-def evaluate(policy: Policy, task: ToyTask, games: list[Path], cfg: TrainConfig, seed: int) -> tuple[dict, list[Trajectory]]:
+def evaluate(policy: Policy, task, games: list[Path], cfg: TrainConfig, seed: int) -> tuple[dict, list[Trajectory]]:
     """One episode per game with the evaluation sampling settings (group size 1, no training)."""
     rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature or 1.0,
-                       top_p=cfg.eval_top_p, top_k=cfg.eval_top_k, do_sample=cfg.eval_temperature > 0, record_logp=False)
+                       top_p=cfg.eval_top_p, top_k=cfg.eval_top_k, do_sample=cfg.eval_temperature > 0,
+                       require_think=task.require_think, record_logp=False)
     with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
         torch.manual_seed(seed)  # every evaluation samples alike; training's random stream is left untouched
-        trajs = collect(policy, task.envs(games, 1), [str(g) for g in games], 1, task.prompt, rc, random.Random(seed))
+        with precision(cfg, policy.device):
+            trajs = collect(policy, task.envs(games, 1), [str(g) for g in games], 1, task.prompt, rc, random.Random(seed))
     return rollout_metrics(trajs, TurnBatch.from_trajectories(trajs, policy.pad_id), "eval"), trajs
 
 
@@ -245,7 +282,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     torch.manual_seed(cfg.seed)
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    run_dir = Path(cfg.run_dir or f"runs/{cfg.algo}-{cfg.family}-L{cfg.level}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = Path(cfg.run_dir or f"runs/{cfg.algo}-{task_label(cfg)}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     ckpt = checkpoint.latest(run_dir) if resume else None
     if resume and ckpt is None:
         raise ConfigError(f"run_dir={str(run_dir)!r} has no checkpoint to resume from (checkpoints/latest)")
@@ -255,13 +292,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     task = make_task(cfg)
     policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
-    ref_model = copy.deepcopy(policy.model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    ref_model = make_reference(cfg, policy)
     if ckpt is not None:
         policy = load_policy(str(ckpt / "policy"), device)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = checkpoint.restore(ckpt, optimizer, rng, gen) if ckpt is not None else 0
     rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,
-                                temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
+                                temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                require_think=task.require_think)
     metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start) if resume else []
     log = RunLog(run_dir, cfg.to_dict(), start, cfg.tensorboard, cfg.wandb_project)
     watch = CollapseWatch()
@@ -273,7 +311,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         metrics.append(record)
         log.write(record)
 
-    title = f"{cfg.algo} on {cfg.family} level {cfg.level}, seed {cfg.seed}"
+    title = f"{cfg.algo} on {task_label(cfg)}, seed {cfg.seed}"
 
     def held_out(iteration: int, **extra) -> tuple[dict, list[Trajectory]]:
         ev, trajs = evaluate(policy, task, task.eval_pool, cfg, seed=cfg.seed)
@@ -283,20 +321,21 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
 
     def on_training_games() -> dict:
         return {k.replace("eval/", "train_games/"): v for k, v in
-                evaluate(policy, task, task.train_pool, cfg, seed=cfg.seed)[0].items()}
+                evaluate(policy, task, task.train_panel, cfg, seed=cfg.seed)[0].items()}
 
     if start == 0:
         write({"iteration": 0, **on_training_games()})
         held_out(0)
-    bar = tqdm(range(start + 1, cfg.iterations + 1), desc=f"{cfg.algo} on {cfg.family}-L{cfg.level}", unit="it",
+    bar = tqdm(range(start + 1, cfg.iterations + 1), desc=f"{cfg.algo} on {task_label(cfg)}", unit="it",
                initial=start, total=cfg.iterations, disable=not cfg.progress)
     for it in bar:
         t0 = time.perf_counter()
         # 1. rollout (with dynamic sampling: drop all-equal groups and roll out again, SPEC §7) -----
         def rollout_groups() -> list[list[Trajectory]]:
             games = rng.sample(task.train_pool, cfg.tasks_per_iter)
-            trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
-                            task.prompt, rollout_cfg, rng)
+            with precision(cfg, policy.device):
+                trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
+                                task.prompt, rollout_cfg, rng)
             return [trajs[i : i + cfg.group_size] for i in range(0, len(trajs), cfg.group_size)]
 
         resample = algo.filter or (dynamic_sample if cfg.filter_groups else None)

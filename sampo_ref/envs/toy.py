@@ -55,6 +55,8 @@ def toy_prompt(p: PromptInput, rng: random.Random, family: str, history: int = 2
 class ToyTask:
     """Game pools (training seeds and held-out seeds) and envs for one family and level."""
 
+    require_think = False  # the toy prompt asks for <action> only (SPEC §12.5 "Toy variant")
+
     def __init__(self, family: str, level: int, train_games: int, eval_games: int, max_turns: int = 0,
                  win_reward: float = 1.0, history: int = 2, instruction: bool = False, progress: bool = True):
         self.family, self.level, self.history, self.win_reward = family, level, history, win_reward
@@ -64,6 +66,8 @@ class ToyTask:
         paths = ensure_games(family, level, seeds, progress=progress)
         self.train_pool: list[Path] = paths[:train_games]
         self.eval_pool: list[Path] = paths[train_games:]
+        self.train_panel = self.train_pool  # training games evaluated before and after training
+        self.data_id = dict(family=family, level=level, history=history)  # names the tiny policy's warm-start data
         self._envs: dict[Path, list[TextGameEnv]] = {}  # starting a game costs time: reuse envs
 
     def envs(self, games: list[Path], copies: int) -> BatchEnv:
@@ -86,8 +90,9 @@ class ToyTask:
         return toy_prompt(p, rng, self.family, self.history, self.instruction)
 
 
-def random_play(task: ToyTask, games: list[Path], examples: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(prompt, action) pairs from uniformly random admissible play on ``games``.
+def random_play(task, games: list[Path], examples: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, action) pairs from uniformly random admissible play on ``games`` of ``task`` (a
+    ``ToyTask`` or an ``AlfworldTask``: anything with ``envs`` and ``prompt``).
 
     The tiny policy's warm-start imitates these: the format, not the solution (DESIGN §5).
     """

@@ -1,0 +1,237 @@
+"""The ALFWorld task: the real ``alfworld`` package (0.4.2, ``AlfredTWEnv``) and ARLArena's testbed.
+
+SPEC §12. What comes from ``alfworld`` unchanged:
+
+* the game pools: ``AlfredTWEnv(config, split).game_files`` (its loader's filters: no
+  ``movable``/``Sliced`` trials, the six task types, ``solvable`` games only);
+* the environment of one game: the split's ``AlfredTWEnv`` narrowed to that game, then its own
+  ``init_env(batch_size=1)`` (demangler, game-file info, step limit; TextWorld's PDDL engine runs
+  it in-process), one per group copy, as [ARL] runs one batch-1 env per worker;
+* with ``expert=…``, ALFWorld's expert wrapper (``training_method: dagger``) adds ``expert_plan``.
+
+What this module adds is ARLArena's side of the testbed: the prompt of SPEC §12.5 word for
+word, reward 10·won on the winning turn, the 50-turn limit, the history window, and the task
+type of each game (``category``). Actions are sent to the game as parsed (SPEC §12.6); the game
+answers "Nothing happens." to anything that is not an admissible command (SPEC §12.3).
+
+Game data: ``$ALFWORLD_DATA`` (or ``--alfworld-data``) must hold ``json_2.1.1/<split>/`` and
+``logic/``; ``alfworld-download`` writes them on a machine with internet access. Offline,
+``sampo_ref.envs.alfworld_synth`` writes small synthetic games in the same format.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from sampo_ref.rollout import PromptInput
+from toy_envs.batch import BatchEnv
+
+# split name → AlfredTWEnv's train_eval argument (SPEC §12.1)
+SPLITS = {"train": "train", "valid_seen": "eval_in_distribution", "valid_unseen": "eval_out_of_distribution"}
+TASK_TYPES = ("pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_place_in_recep",
+              "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep", "pick_two_obj_and_place")
+MAX_TURNS = 50
+WIN_REWARD = 10.0
+MAX_CACHED_ENVS = 512
+DOWNLOAD_HINT = ("download it on a machine with internet access (pip install alfworld==0.4.2, then "
+                 "`alfworld-download`, which writes ~/.cache/alfworld) and copy that folder here, "
+                 "or write small synthetic games with `python -m sampo_ref.envs.alfworld_synth DIR`")
+
+# ARLArena's prompt (SPEC §12.5; [ARL] agent_system/environments/prompts/alfworld.py), word for word,
+# including the source's "observaitons" and the space after "tags.".
+_INSTRUCTIONS = """Your admissible actions of the current situation are: [{admissible_actions}].
+
+Now it's your turn to take an action.
+You should first reason step-by-step about the current situation. This reasoning process MUST be enclosed within <think> </think> tags. 
+Once you've finished your reasoning, you should choose an admissible action for current step and present it within <action> </action> tags.
+"""
+TEMPLATE_NO_HISTORY = """
+You are an expert agent operating in the ALFRED Embodied Environment.
+Your current observation is: {current_observation}
+""" + _INSTRUCTIONS
+TEMPLATE = """
+You are an expert agent operating in the ALFRED Embodied Environment. Your task is to: {task_description}
+Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_length} observaitons and the corresponding actions you took: {action_history}
+You are now at step {current_step} and your current observation is: {current_observation}
+""" + _INSTRUCTIONS
+
+
+def data_problem(data_dir: str | os.PathLike, splits: tuple[str, ...] = ("train",)) -> str | None:
+    """What is missing for ALFWorld in ``data_dir`` (one line), or None when it is usable."""
+    root = Path(data_dir).expanduser()
+    if importlib.util.find_spec("alfworld") is None:  # found, not imported: importing creates $ALFWORLD_DATA
+        return "env='alfworld' needs the alfworld package: pip install 'sampo-ref[alfworld]' (alfworld==0.4.2)"
+    for name in [*(f"json_2.1.1/{s}" for s in splits), "logic/alfred.pddl", "logic/alfred.twl2"]:
+        if not (root / name).exists():
+            return f"alfworld_data={str(data_dir)!r} has no {name}: the ALFWorld game data is missing; {DOWNLOAD_HINT}"
+    return None
+
+
+def default_data_dir() -> str:
+    """``$ALFWORLD_DATA``, else alfworld's own default (~/.cache/alfworld)."""
+    return os.environ.get("ALFWORLD_DATA") or os.path.expanduser("~/.cache/alfworld")
+
+
+def alfworld_config(data_dir: str | os.PathLike, max_turns: int = MAX_TURNS, expert: str | None = None) -> dict:
+    """The minimal ``AlfredTWEnv`` config (SPEC §12.1, §13): paths under ``data_dir``, all six task
+    types, no domain randomisation, templated goals; ``expert`` (handcoded or planner) adds
+    ALFWorld's expert wrapper on the train split (``training_method: dagger``)."""
+    root = Path(data_dir).expanduser()
+    return {
+        "dataset": {"data_path": str(root / "json_2.1.1" / "train"),
+                    "eval_id_data_path": str(root / "json_2.1.1" / "valid_seen"),
+                    "eval_ood_data_path": str(root / "json_2.1.1" / "valid_unseen"),
+                    "num_train_games": -1, "num_eval_games": -1},
+        "logic": {"domain": str(root / "logic" / "alfred.pddl"), "grammar": str(root / "logic" / "alfred.twl2")},
+        "env": {"type": "AlfredTWEnv", "domain_randomization": False, "task_types": [1, 2, 3, 4, 5, 6],
+                "expert_timeout_steps": 150, "expert_type": expert or "handcoded", "goal_desc_human_anns_prob": 0.0},
+        "general": {"training_method": "dagger" if expert else "dqn"},
+        "rl": {"training": {"max_nb_steps_per_episode": max_turns}},
+        "dagger": {"training": {"max_nb_steps_per_episode": max_turns}},
+    }
+
+
+def task_description(intro: str) -> str:
+    """The task: the text after "Your task is to: " in the first observation (SPEC §12.3)."""
+    return intro.partition("Your task is to: ")[2].strip()
+
+
+def admissible_text(admissible: list[str]) -> str:
+    """Each command in single quotes, joined by a newline and a space, ``help`` removed (SPEC §12.5)."""
+    return "\n ".join(f"'{a}'" for a in admissible if a != "help")
+
+
+def arlarena_prompt(p: PromptInput, history: int = 2) -> str:
+    """ARLArena's ALFWorld prompt for one turn (SPEC §12.5)."""
+    actions = admissible_text(p.info["admissible_commands"])
+    if p.turn == 0 or history <= 0:
+        return TEMPLATE_NO_HISTORY.format(current_observation=p.obs, admissible_actions=actions)
+    shown = p.history[-history:]
+    first = len(p.history) - len(shown) + 1  # records are numbered by turn, from 1
+    records = "\n".join(f"[Observation {n}: '{obs}', Action {n}: '{action}']"
+                        for n, (obs, _, action) in enumerate(shown, start=first))
+    return TEMPLATE.format(task_description=task_description(p.intro), step_count=p.turn, history_length=len(shown),
+                           action_history=records, current_step=p.turn + 1, current_observation=p.obs,
+                           admissible_actions=actions)
+
+
+class AlfworldEnv:
+    """One ALFWorld game as a gymnasium-style env (the ``BatchEnv`` interface).
+
+    ``reset() -> (obs, info)``, ``step(action) -> (obs, reward, terminated, truncated, info)``;
+    obs is ALFWorld's raw text. ``info``: admissible_commands (as the game lists them, ``help``
+    included), won, anchor (the raw observation: GiGPO's state key, SPEC §2), gamefile, turn, and
+    expert_plan when the expert wrapper is on. reward = ``win_reward`` on the winning turn;
+    terminated = won; truncated = ``max_turns`` reached first.
+    """
+
+    def __init__(self, tw_env, max_turns: int = MAX_TURNS, win_reward: float = WIN_REWARD):
+        self._env = tw_env  # TextWorld's batch-1 gym env from AlfredTWEnv.init_env
+        self.max_turns, self.win_reward = max_turns, win_reward
+        self._turn, self._done = 0, True
+
+    def reset(self) -> tuple[str, dict[str, Any]]:
+        obs, infos = self._env.reset()
+        self._turn, self._done = 0, False
+        return obs[0], self._info(obs[0], infos)
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise RuntimeError("episode is over (or not started): call reset() before step()")
+        obs, _, _, infos = self._env.step([action])
+        self._turn += 1
+        info = self._info(obs[0], infos)
+        terminated = info["won"]
+        truncated = not terminated and self._turn >= self.max_turns
+        self._done = terminated or truncated
+        return obs[0], self.win_reward if terminated else 0.0, terminated, truncated, info
+
+    def close(self) -> None:
+        self._env.close()
+
+    def _info(self, obs: str, infos: dict) -> dict[str, Any]:
+        info = {"admissible_commands": list(infos["admissible_commands"][0]), "won": bool(infos["won"][0]),
+                "anchor": obs, "gamefile": infos["extra.gamefile"][0], "turn": self._turn}
+        if "extra.expert_plan" in infos:
+            info["expert_plan"] = list(infos["extra.expert_plan"][0])
+        return info
+
+
+class AlfworldTask:
+    """Game pools (train split; ``eval_split`` for evaluation) and envs, the ARLArena prompt.
+
+    ``train_games`` / ``eval_games``: the first that many games of the sorted split (0 = all).
+    ``require_think``: the strict <think>/<action> rule of SPEC §12.6 (real LLMs); the tiny policy
+    answers <action> only (SPEC §12.5 "Toy variant").
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, train_games: int = 0, eval_games: int = 0,
+                 eval_split: str = "valid_seen", max_turns: int = MAX_TURNS, win_reward: float = WIN_REWARD,
+                 history: int = 2, require_think: bool = True, expert: str | None = None):
+        if eval_split not in SPLITS:
+            raise ValueError(f"eval_split={eval_split!r} is not allowed: expected one of {sorted(SPLITS)}")
+        problem = data_problem(data_dir, ("train", eval_split))
+        if problem:
+            raise FileNotFoundError(problem)
+        os.environ.setdefault("ALFWORLD_DATA", str(data_dir))  # else importing alfworld creates ~/.cache/alfworld
+        from alfworld.agents.environment import get_environment
+
+        self.data_dir, self.eval_split = Path(data_dir).expanduser(), eval_split
+        self.max_turns, self.win_reward, self.history = max_turns or MAX_TURNS, win_reward, history
+        self.require_think = require_think
+        self.config = alfworld_config(self.data_dir, self.max_turns, expert)
+        self.data_id = {"env": "alfworld", "data": str(self.data_dir), "history": history}
+        self._split_envs = {split: get_environment("AlfredTWEnv")(self.config, SPLITS[split])
+                            for split in dict.fromkeys(["train", eval_split])}
+        self.train_pool = self._pool("train", train_games)
+        self.eval_pool = self._pool(eval_split, eval_games)
+        self.train_panel = self.train_pool[: len(self.eval_pool)]  # training games evaluated before/after
+        self._envs: dict[Path, list[AlfworldEnv]] = {}
+
+    def _pool(self, split: str, n: int) -> list[Path]:
+        games = sorted(Path(g) for g in self._split_envs[split].game_files)
+        if n > len(games) or not games:
+            raise ValueError(f"{split} split of {self.data_dir} has {len(games)} games; asked for {n or 'all'}")
+        return games[: n or len(games)]
+
+    def new_env(self, game: Path) -> AlfworldEnv:
+        """A fresh env on ``game``: the split's ``AlfredTWEnv`` narrowed to it, then ``init_env(1)``."""
+        split = "train" if game in set(self.train_pool) else self.eval_split
+        one = copy.copy(self._split_envs[split])
+        one.game_files, one.num_games = [str(game)], 1
+        return AlfworldEnv(one.init_env(batch_size=1), self.max_turns, self.win_reward)
+
+    def envs(self, games: list[Path], copies: int) -> BatchEnv:
+        """``copies`` envs per game, game-major (env i plays games[i // copies]).
+
+        Envs are kept for reuse (each new one registers a TextWorld gym id), the least recently
+        used games' envs are dropped beyond ``MAX_CACHED_ENVS`` (≈2–10 MB each).
+        """
+        if len(set(games)) != len(games):
+            raise ValueError("a game appears twice in one batch; sample games without replacement")
+        out = []
+        for game in games:
+            pool = self._envs.pop(game, [])
+            while len(pool) < copies:
+                pool.append(self.new_env(game))
+            self._envs[game] = pool  # most recently used last
+            out.extend(pool[:copies])
+        while sum(map(len, self._envs.values())) > MAX_CACHED_ENVS and next(iter(self._envs)) not in games:
+            for env in self._envs.pop(next(iter(self._envs))):
+                env.close()
+        return BatchEnv(out)
+
+    def prompt(self, p: PromptInput, rng: random.Random) -> str:
+        return arlarena_prompt(p, self.history)
+
+    def category(self, game: str | os.PathLike) -> str:
+        """The ALFWorld task type of a game, from its trial folder's name (SPEC §12.2)."""
+        kind = Path(game).parent.parent.name.split("-")[0]
+        if kind not in TASK_TYPES:
+            raise ValueError(f"{game}: its folder name does not start with one of the task types {TASK_TYPES}")
+        return kind
