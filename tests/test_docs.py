@@ -46,7 +46,7 @@ def _is_equation_marker(node: ast.AST) -> bool:
             and isinstance(func.value, ast.Attribute) and func.value.attr == "mark")
 
 
-def tested_tags() -> dict[str, list[str]]:
+def tags_declared_by_tests() -> dict[str, list[str]]:
     """Equation tag -> the tests whose ``@pytest.mark.equation`` declares it (read from the source)."""
     tags: dict[str, list[str]] = {}
     for path in sorted((ROOT / "tests").glob("test_*.py")):
@@ -60,7 +60,7 @@ def tested_tags() -> dict[str, list[str]]:
 
 
 def test_every_equation_tag_in_the_docs_has_a_test():
-    shown, tested = docs_tags(), tested_tags()
+    shown, tested = docs_tags(), tags_declared_by_tests()
     assert shown, "no \\tag{…} found in docs/: the pattern or the pages are wrong"
     untested = {tag: pages for tag, pages in shown.items() if tag not in tested}
     assert not untested, f"equation tags shown in the docs with no @pytest.mark.equation test: {untested}"
