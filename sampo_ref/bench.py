@@ -1,85 +1,334 @@
-"""Rollout benchmark: the batched loop against one environment at a time, side by side.
+"""Speed benchmarks on the toy task: configurations measured side by side in one run, as ratios.
 
-    sampo-ref bench [--envs 64] [--family coin] [--level 1]
+    sampo-ref bench rollout [--envs 64] [--workers 2]       the rollout loop, four ways (below)
+    sampo-ref bench update [--rows 128] [--micro 8 32 128]   training tokens/s and peak memory
+    sampo-ref bench limits …                                 a Qwen-size model against the hardware (bench_limits.py)
 
-Both loops run the same policy on the same games with the same sampling settings; the only
-difference is how many environments share one ``generate`` call. Printed: wall time, turns/s,
-generated tokens/s, and the speed ratio. Absolute numbers are machine-dependent; the ratio is
-the claim (measured in one run, interleaved, best of ``repeats``).
+``rollout`` plays the same games with the same policy and sampling settings four ways: one env at
+a time; batched (one ``generate`` per turn for all active envs, the trainer's loop); batched with
+the KV cache off; batched with the envs stepped in worker processes. Each row splits its wall time
+into generate, env (reset + step) and the rest (prompts, parsing). ``update`` runs the trainer's
+own mini-batch loss (forward + backward, GRPO) over a rollout's turn-rows at several micro-batch
+sizes. Absolute numbers depend on the machine and its load; the ratios are the claim (interleaved
+in one run, best of ``repeats``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import random
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
 from sampo_ref.config import TrainConfig
 from sampo_ref.envs.toy import ToyTask
-from sampo_ref.policy import pick_device
-from sampo_ref.rollout import RolloutConfig, collect
-from toy_envs import BatchEnv
+from sampo_ref.policy import Policy, pick_device
+from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
+from toy_envs import BatchEnv, TextGameEnv
+from toy_envs.batch import ProcessBatchEnv
 
 
 @dataclass
-class BenchConfig:
+class RolloutBench:
+    """Rollout speed: one env at a time, batched, KV cache off, env worker processes."""
+
     envs: int = 64
-    """Environments played at once by the batched loop (one episode each)."""
+    """Environments played at once by the batched loops (one episode each)."""
+    workers: int = 2
+    """Env worker processes of the last row (use the machine's free cores)."""
     family: str = "coin"
     """Toy task family."""
     level: int = 1
     """Toy difficulty level."""
+    max_new_tokens: int = 16
+    """Response budget per turn (the trainer's default)."""
     repeats: int = 2
-    """Runs of each loop; the best time counts."""
+    """Runs of each configuration, interleaved; the best time counts."""
     device: str = "auto"
     """auto, cpu or cuda."""
     model: str = "tiny"
     """Policy to benchmark (as in train)."""
 
 
-def _timed(fn) -> tuple[float, list]:
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+@dataclass
+class UpdateBench:
+    """Training tokens/s and peak memory of the update, per micro-batch size."""
+
+    rows: int = 128
+    """Turn-rows in the mini-batch (the trainer's default mini_batch_size)."""
+    games: int = 16
+    """Games played (one episode each) to produce the rows; the first ``rows`` rows are used."""
+    micro: list[int] = field(default_factory=lambda: [8, 32, 128])
+    """Micro-batch sizes to compare (each ≤ rows)."""
+    family: str = "coin"
+    """Toy task family."""
+    level: int = 1
+    """Toy difficulty level."""
+    repeats: int = 3
+    """Runs of each micro-batch size, interleaved; the best time counts."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
+    model: str = "tiny"
+    """Policy to benchmark (as in train)."""
 
 
-def bench(cfg: BenchConfig) -> dict:
-    """Run both loops and print the comparison; returns the figures."""
+# ---------------------------------------------------------------------------------------------
+# accounting helpers
+
+
+class _Clock:
+    """Seconds spent inside the wrapped calls, summed."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def time(self, fn, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class _TimedEnvs:
+    """A batch env whose reset and step time is summed on ``clock``."""
+
+    def __init__(self, envs, clock: _Clock):
+        self.envs, self.clock = envs, clock
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def reset(self):
+        return self.clock.time(self.envs.reset)
+
+    def step(self, actions):
+        return self.clock.time(self.envs.step, actions)
+
+
+class _TimedPolicy:
+    """A policy whose ``generate`` time is summed on ``clock``."""
+
+    def __init__(self, policy: Policy, clock: _Clock):
+        self.policy, self.clock = policy, clock
+
+    def generate(self, *args, **kwargs):
+        return self.clock.time(self.policy.generate, *args, **kwargs)
+
+
+def rollout_counts(trajs: list[Trajectory]) -> dict[str, int]:
+    """Turns played and response tokens generated by a rollout."""
+    return {"turns": sum(len(t.turns) for t in trajs),
+            "tokens": sum(len(x.response_ids) for t in trajs for x in t.turns)}
+
+
+def same_rollout(a: list[Trajectory], b: list[Trajectory]) -> bool:
+    """Two rollouts made the same moves and saw the same answers (tokens, actions, observations, rewards)."""
+    def moves(trajs):
+        return [[(t.response_ids, t.action, t.observation, t.env_reward) for t in tau.turns] for tau in trajs]
+    return moves(a) == moves(b)
+
+
+def token_counts(batch: TurnBatch) -> dict[str, int]:
+    """Real (unpadded) prompt + response tokens of a batch, and the padded positions the model runs over."""
+    real = int(batch.prompt_mask.sum()) + int(batch.response_mask.sum())
+    return {"real": real, "padded": len(batch) * (batch.prompt_ids.shape[1] + batch.response_ids.shape[1])}
+
+
+def _peak_rss_reset() -> int | None:
+    """Return freed heap to the OS and restart the kernel's peak-RSS counter; the current RSS in bytes.
+
+    Linux only (``/proc/self/clear_refs``); None elsewhere.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # 5: reset the peak resident set size (VmHWM) to the current one
+        return _proc_status_kib("VmRSS") * 1024
+    except OSError:
+        return None
+
+
+def _proc_status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
+class PeakMemory:
+    """Peak memory above the starting point of the ``with`` block, in bytes (None: not measurable here).
+
+    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only). CPU: the process's peak resident set
+    (Linux VmHWM) minus its resident set at the start — everything the process touched, tensors,
+    autograd buffers and Python objects alike.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device, self.bytes = device, None
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+        else:
+            self._start = _peak_rss_reset()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.bytes = torch.cuda.max_memory_allocated(self.device) - self._start
+        elif self._start is not None:
+            self.bytes = _proc_status_kib("VmHWM") * 1024 - self._start
+        return False
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A markdown table (the docs paste it unchanged)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _toy_policy(model: str, task: ToyTask, device: str) -> Policy:
     from sampo_ref.trainer import make_policy
 
-    torch.set_grad_enabled(False)
+    return make_policy(TrainConfig(model=model, family=task.family, level=task.level,
+                                   train_games=len(task.train_pool)), task, pick_device(device))
+
+
+# ---------------------------------------------------------------------------------------------
+# rollout
+
+
+def bench_rollout(cfg: RolloutBench) -> dict:
+    """Run the four loops side by side and print the table; returns the best run of each."""
     task = ToyTask(cfg.family, cfg.level, train_games=cfg.envs, eval_games=0)
-    policy = make_policy(TrainConfig(model=cfg.model, family=cfg.family, level=cfg.level, train_games=cfg.envs),
-                         task, pick_device(cfg.device))
-    rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=16, record_logp=False)
-    games = task.train_pool
-    envs = task.envs(games, 1)
-    names = [str(g) for g in games]
+    policy = _toy_policy(cfg.model, task, cfg.device)
+    rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, record_logp=False)
+    names = [str(g) for g in task.train_pool]
+    local = task.envs(task.train_pool, 1)
+    workers = ProcessBatchEnv([partial(TextGameEnv, g, max_turns=task.max_turns) for g in task.train_pool],
+                              cfg.workers)
 
-    def batched():
+    @torch.no_grad()
+    def run(envs, use_cache=True, one_at_a_time=False) -> tuple[list[Trajectory], float, float]:
+        """(trajectories, generate seconds, env seconds) of one rollout from seed 0."""
+        gen, env = _Clock(), _Clock()
+        timed = _TimedPolicy(policy, gen)
+        rcfg = RolloutConfig(**{**vars(rc), "use_cache": use_cache})
         torch.manual_seed(0)
-        return collect(policy, envs, names, 1, task.prompt, rc, random.Random(0))
+        if one_at_a_time:
+            trajs = [tau for e, name in zip(envs.envs, names)
+                     for tau in collect(timed, _TimedEnvs(BatchEnv([e]), env), [name], 1, task.prompt, rcfg,
+                                        random.Random(0))]
+        else:
+            trajs = collect(timed, _TimedEnvs(envs, env), names, 1, task.prompt, rcfg, random.Random(0))
+        return trajs, gen.seconds, env.seconds
 
-    def one_at_a_time():
-        torch.manual_seed(0)
-        return [tau for env, name in zip(envs.envs, names) for tau in collect(policy, BatchEnv([env]), [name], 1, task.prompt, rc, random.Random(0))]
+    loops = {
+        "one env at a time": lambda: run(local, one_at_a_time=True),
+        "batched": lambda: run(local),
+        "batched, no KV cache": lambda: run(local, use_cache=False),
+        f"batched, envs in {workers._workers} worker processes": lambda: run(workers),
+    }
+    best: dict[str, dict] = {}
+    try:
+        for _ in range(cfg.repeats):
+            for name, fn in loops.items():
+                start = time.perf_counter()
+                trajs, gen_s, env_s = fn()
+                seconds = time.perf_counter() - start
+                if name not in best or seconds < best[name]["seconds"]:
+                    best[name] = {"seconds": seconds, "generate": gen_s, "env": env_s, "trajs": trajs,
+                                  **rollout_counts(trajs)}
+    finally:
+        workers.close()
+    base = best["one env at a time"]
+    rows = []
+    for name, r in best.items():
+        r["turns_per_s"], r["tokens_per_s"] = r["turns"] / r["seconds"], r["tokens"] / r["seconds"]
+        r["speedup"] = r["turns_per_s"] / (base["turns"] / base["seconds"])
+        other = r["seconds"] - r["generate"] - r["env"]
+        rows.append([name, f"{r['seconds']:.2f}", f"{r['generate']:.2f}", f"{r['env']:.2f}", f"{other:.2f}",
+                     r["turns"], f"{r['turns_per_s']:.1f}", f"{r['tokens_per_s']:.0f}", f"{r['speedup']:.1f}×"])
+    print(f"\nrollout: {cfg.envs} envs, {cfg.family} level {cfg.level}, {cfg.model} policy on {policy.device}, "
+          f"max_new_tokens {cfg.max_new_tokens}, best of {cfg.repeats}")
+    print(markdown_table(["loop", "wall s", "generate s", "env s", "other s", "turns", "turns/s",
+                          "generated tokens/s", "turns/s vs one at a time"], rows))
+    batched, no_cache = best["batched"], best["batched, no KV cache"]
+    parallel = best[list(loops)[-1]]
+    ratios = {
+        "batched ÷ one env at a time (turns/s)": batched["speedup"],
+        "KV cache on ÷ off (generated tokens/s)": batched["tokens_per_s"] / no_cache["tokens_per_s"],
+        "env workers ÷ in-process envs (turns/s)": parallel["turns_per_s"] / batched["turns_per_s"],
+        "env workers ÷ in-process envs (env seconds)": parallel["env"] / batched["env"],
+    }
+    for k, v in ratios.items():
+        print(f"{k}: {v:.2f}")
+    identical = same_rollout(batched["trajs"], parallel["trajs"])
+    print(f"worker-process rollout identical to the in-process one: {identical}")
+    return {"loops": best, "ratios": ratios, "identical": identical}
 
-    results = {}
+
+# ---------------------------------------------------------------------------------------------
+# update
+
+
+def bench_update(cfg: UpdateBench) -> dict:
+    """Forward + backward of the trainer's mini-batch loss at each micro-batch size; prints the table."""
+    from sampo_ref.algos import ALGORITHMS
+    from sampo_ref.trainer import fill_old_logprobs, minibatch_loss
+
+    bad = [m for m in cfg.micro if not 1 <= m <= cfg.rows]
+    if bad:
+        raise ValueError(f"micro={bad} is not allowed: expected sizes in [1, rows={cfg.rows}]")
+    task = ToyTask(cfg.family, cfg.level, train_games=cfg.games, eval_games=0)
+    policy = _toy_policy(cfg.model, task, cfg.device)
+    rc = RolloutConfig(max_turns=task.max_turns, record_logp=False)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        trajs = collect(policy, task.envs(task.train_pool, 1), [str(g) for g in task.train_pool], 1,
+                        task.prompt, rc, random.Random(0))
+    batch = TurnBatch.from_trajectories(trajs, policy.pad_id)
+    if len(batch) < cfg.rows:
+        raise ValueError(f"rows={cfg.rows} is not allowed: {cfg.games} games gave {len(batch)} rows; play more games")
+    batch = batch.select(torch.arange(cfg.rows))
+    algo = ALGORITHMS["grpo"]
+    base = TrainConfig(mini_batch_size=cfg.rows, micro_batch_size=min(cfg.micro), kl_coef=0.0)
+    fill_old_logprobs(policy, None, batch, base)
+    batch.adv = algo.advantages(batch, base)
+    tokens = token_counts(batch)
+    policy.model.train()
+    best: dict[int, dict] = {}
     for _ in range(cfg.repeats):
-        for name, fn in [("batched", batched), ("one-at-a-time", one_at_a_time)]:
-            seconds, trajs = _timed(fn)
-            turns = sum(len(t.turns) for t in trajs)
-            tokens = sum(len(x.response_ids) for t in trajs for x in t.turns)
-            if name not in results or seconds < results[name]["seconds"]:
-                results[name] = {"seconds": seconds, "turns": turns, "tokens": tokens}
-    print(f"rollout benchmark: {cfg.envs} envs, {cfg.family} level {cfg.level}, device {policy.device}, best of {cfg.repeats}")
-    print(f"| loop | wall s | turns | turns/s | generated tokens/s |\n|---|---|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['seconds']:.2f} | {r['turns']} | {r['turns'] / r['seconds']:.1f} | {r['tokens'] / r['seconds']:.0f} |")
-    b, o = results["batched"], results["one-at-a-time"]
-    ratio = (b["turns"] / b["seconds"]) / (o["turns"] / o["seconds"])
-    print(f"speed-up of the batched loop (turns/s ratio): {ratio:.1f}x")
-    results["ratio"] = ratio
-    return results
+        for micro in cfg.micro:
+            run_cfg = TrainConfig(mini_batch_size=cfg.rows, micro_batch_size=micro, kl_coef=0.0)
+            policy.model.zero_grad(set_to_none=True)
+            with PeakMemory(policy.device) as peak:
+                start = time.perf_counter()
+                minibatch_loss(policy, algo, batch, run_cfg)
+                if policy.device.type == "cuda":
+                    torch.cuda.synchronize(policy.device)
+                seconds = time.perf_counter() - start
+            if micro not in best or seconds < best[micro]["seconds"]:
+                best[micro] = {"seconds": seconds}
+            prev = best[micro].get("peak_bytes")
+            best[micro]["peak_bytes"] = peak.bytes if prev is None or peak.bytes is None else max(prev, peak.bytes)
+    policy.model.eval()
+    rows = []
+    for micro, r in best.items():
+        r["tokens_per_s"] = tokens["real"] / r["seconds"]
+        mem = "n/a" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
+        rows.append([micro, f"{r['seconds'] * 1000:.0f}", f"{r['tokens_per_s']:.0f}", mem])
+    print(f"\nupdate: {len(batch)} turn-rows ({tokens['real']} real tokens, {tokens['padded']} padded positions), "
+          f"GRPO loss forward + backward, {cfg.model} policy on {policy.device}, best of {cfg.repeats}")
+    print(markdown_table(["micro-batch", "ms", "training tokens/s", "peak memory MiB"], rows))
+    fastest = max(best, key=lambda m: best[m]["tokens_per_s"])
+    print(f"micro-batch {fastest} ÷ {min(cfg.micro)} (tokens/s): "
+          f"{best[fastest]['tokens_per_s'] / best[min(cfg.micro)]['tokens_per_s']:.2f}")
+    return {"micro": best, "tokens": tokens}

@@ -2,9 +2,10 @@
 
     sampo-ref train [--preset NAME] [--FIELD VALUE …]   train (no arguments: the toy demo)
     sampo-ref train --resume RUN_DIR                   continue a run from its last checkpoint
+    sampo-ref eval RUN_OR_MODEL [--family …] [--level …]  held-out success per task and category (JSON + table)
     sampo-ref list                                     presets and their choice on the four axes
     sampo-ref plot RUN [RUN …] [--out comparison.png]  learning curves side by side (mean ± std over seeds)
-    sampo-ref bench [--envs 64]                        rollout speed: batched vs one env at a time
+    sampo-ref bench [rollout|update|limits] [flags]    speed: rollout loops, update, GPU against its limits
 
 Every flag of ``train`` is a field of ``sampo_ref.config.TrainConfig`` (``--help`` lists them with
 their symbols and equations); ``--preset`` starts from a named preset and the flags override it.
@@ -84,13 +85,31 @@ def plot(argv: list[str]) -> None:
         sys.exit(f"sampo-ref plot: {err}")
 
 
+def evaluate(argv: list[str]) -> None:
+    """Evaluate a run or a model on held-out games, per task and category (sampo_ref/evaluation.py)."""
+    from sampo_ref.evaluation import EvalConfig, main as run
+
+    try:
+        run(tyro.cli(EvalConfig, args=argv, prog="sampo-ref eval"))
+    except ConfigError as err:
+        sys.exit(f"sampo-ref eval: {err}")
+
+
 def bench(argv: list[str]) -> None:
-    from sampo_ref.bench import BenchConfig, bench as run
+    """Speed benchmarks (docs/performance.md): ``rollout`` (the default), ``update`` or ``limits``."""
+    from sampo_ref.bench import RolloutBench, UpdateBench, bench_rollout, bench_update
+    from sampo_ref.bench_limits import LimitsBench, bench_limits
 
-    run(tyro.cli(BenchConfig, args=argv, prog="sampo-ref bench"))
+    benches = {"rollout": (RolloutBench, bench_rollout), "update": (UpdateBench, bench_update),
+               "limits": (LimitsBench, bench_limits)}
+    name, args = (argv[0], argv[1:]) if argv and not argv[0].startswith("-") else ("rollout", argv)
+    if name not in benches:
+        sys.exit(f"sampo-ref bench: unknown benchmark {name!r}; expected one of {list(benches)}")
+    config_type, run = benches[name]
+    run(tyro.cli(config_type, args=args, prog=f"sampo-ref bench {name}"))
 
 
-COMMANDS = {"train": train, "list": list_presets, "plot": plot, "bench": bench}
+COMMANDS = {"train": train, "eval": evaluate, "list": list_presets, "plot": plot, "bench": bench}
 
 
 def main(argv: list[str] | None = None) -> None:

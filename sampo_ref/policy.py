@@ -92,8 +92,10 @@ class Policy:
         top_k: int = 0,
         do_sample: bool = True,
         record_logp: bool = True,
+        use_cache: bool = True,
     ) -> list[Generation]:
-        """Sample one response per prompt, all prompts in one left-padded batch with KV cache."""
+        """Sample one response per prompt, all prompts in one left-padded batch with KV cache
+        (``use_cache=False`` recomputes the whole sequence at every token: the benchmark's comparison)."""
         prompt_ids = [self.encode_prompt(p) for p in prompts]
         ids, mask = left_pad(prompt_ids, self.pad_id)  # (B, P)
         sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k or None) if do_sample else {}
@@ -106,7 +108,7 @@ class Policy:
             tokenizer=self.tokenizer,
             pad_token_id=self.pad_id,
             eos_token_id=sorted(self.eos_ids),
-            use_cache=True,
+            use_cache=use_cache,
             return_dict_in_generate=True,
             output_scores=record_logp,
             **sampling,

@@ -85,6 +85,7 @@ class RolloutConfig:
     do_sample: bool = True
     require_think: bool = False
     record_logp: bool = True
+    use_cache: bool = True  # KV cache in generate; off only to measure what it saves (sampo-ref bench rollout)
 
 
 def collect(
@@ -115,7 +116,8 @@ def collect(
         # one prompt per active env → ONE batched generate → one parsed action per env
         prompts = [build_prompt(PromptInput(intros[i], *states[i], history[i], k), rng) for i in active]
         gens = policy.generate(
-            prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, cfg.do_sample, cfg.record_logp
+            prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, cfg.do_sample, cfg.record_logp,
+            cfg.use_cache,
         )
         parsed = {i: parse_action(g.text, states[i][1]["admissible_commands"], cfg.require_think)
                   for i, g in zip(active, gens)}
