@@ -7,6 +7,7 @@ with a ± std band. Every run's own ``learning_curve.png`` is the same figure fo
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
             ax.set_ylim(-0.02, 1.02)
     axes.flat[-1].axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    axes.flat[-1].legend(handles, names, loc="center", fontsize=9)
+    # wrapped: a label listing several differing fields must not widen the panel and squeeze the others
+    axes.flat[-1].legend(handles, [textwrap.fill(n, 45) for n in names], loc="center", fontsize=9)
     fig.suptitle(title or ", ".join(dict.fromkeys(labels.values())), fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
