@@ -98,8 +98,9 @@ print("wrote", figure)
 # What to look at, even in a run this short:
 #
 # * **Clip fraction.** GRPO's token clip and GSPO's turn clip count different things (tokens vs
-#   whole turns), and GSPO's band is far narrower (tutorial 4); with one optimiser step per
-#   mini-batch and one epoch, most of the first mini-batch of each iteration is on-policy.
+#   whole turns), and GSPO's band is far narrower (tutorial 4). The first mini-batch of each
+#   iteration is exactly on-policy (every ratio is 1, nothing is clipped); only the later ones,
+#   taken after an optimiser step, can be clipped.
 # * **SAMPO's filter.** When a group's 4 returns are all equal, its advantages are all zero and it
 #   carries no policy gradient; the filter replaces it by rolling out again (logged as `filter/…`).
 #
