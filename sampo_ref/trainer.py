@@ -203,8 +203,9 @@ def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, 
     out = {k: v / steps for k, v in sums.items() if not k.startswith("kl_split/")}
     for name in KL_BINS if f"kl_split/{KL_BINS[0]}/rows" in sums else ():  # only with a reference policy
         rows = sums[f"kl_split/{name}/rows"]  # rows of every mini-batch step: each row once per epoch
-        out[f"kl_ref/{name}"] = sums[f"kl_split/{name}/sum"] / rows if rows else float("nan")  # nan: empty bin
         out[f"kl_ref/{name}_share"] = rows / (len(batch) * cfg.ppo_epochs)
+        if rows:  # an empty bin has no mean: no key (plots leave a gap)
+            out[f"kl_ref/{name}"] = sums[f"kl_split/{name}/sum"] / rows
     out.update({"actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
                 "actor/grad_norm_max": max(grad_norms, default=float("nan")),
                 "actor/optimizer_steps": steps, "actor/skipped_steps": skipped,
