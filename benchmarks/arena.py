@@ -1,0 +1,342 @@
+"""The arena at toy scale: every ARLArena preset × several seeds on one toy task, in parallel.
+
+    .venv/bin/python benchmarks/arena.py                      # the full arena (docs/arena.md)
+    .venv/bin/python benchmarks/arena.py --presets grpo cispo --seeds 0 --iterations 2 --out runs/arena-dry
+
+Each (preset, seed) trains in its own run directory ``OUT/<preset>-s<seed>`` through
+``sampo_ref.presets.preset_config`` and ``sampo_ref.trainer.train``, in ``--workers`` processes of
+one torch thread each. A run whose directory already holds a finished run is skipped, so a killed
+arena is resumed by running the same command again (an unfinished run restarts from its last
+checkpoint, or from scratch if it has none).
+
+Afterwards it writes, into ``--report`` (default docs/img/arena):
+
+* ``results.md``: one row per preset (mean ± std over seeds) under the collapse rule of ``collapsed``;
+* ``results.json``: the per-run summaries, the arena config, the command and the wall time;
+* ``success.png``: held-out and training-rollout success per preset, mean ± std over seeds;
+* ``kl_split.png``: k3 KL to the reference split by advantage sign × ratio direction (Finding 2);
+* ``stability.png``: gradient norm, valid-format ratio and masked rows per preset.
+
+``--report-only`` rebuilds the report from the run directories without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+# The paper's table in its order (SPEC §9), then Search-Agent SAPO, then the sequence-masked extras (Finding 3).
+PRESETS = ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "dapo_grpo", "dapo_gigpo", "sampo",
+           "sapo", "grpo_sm", "soft_sapo_sm", "cispo_sm"]
+
+# Shared by every arena run on top of each preset (which sets only its four axes), chosen so that a run
+# takes a minute or two on one CPU thread and the update is aggressive enough for the surrogates to
+# differ (docs/arena.md): coin level 1 with a 10-turn limit, 4 tasks × 8 copies per iteration
+# (≈ 32 × 9 turn-rows) cut into 16-row mini-batches, so ≈ 18 optimiser steps per rollout, all but the
+# first off-policy (the toy default takes ≈ 9 steps of 128 rows from a 4× larger batch).
+ARENA = dict(family="coin", level=1, max_turns=10, iterations=12, tasks_per_iter=4, group_size=8, train_games=32,
+             eval_games=32, mini_batch_size=16, micro_batch_size=16, lr=5e-4, eval_every=3, save_every=3,
+             samples=1, progress=False, device="cpu")
+
+KL_BINS = {  # metrics.jsonl key → bin of SPEC §11's KL-to-reference split
+    "kl_ref/pos_up": "A>0, ratio up",
+    "kl_ref/pos_down": "A>0, ratio down",
+    "kl_ref/neg_up": "A≤0, ratio up",
+    "kl_ref/neg_down": "A≤0, ratio down",
+}
+
+# The collapse rule (docs/arena.md): a run collapsed when its final held-out success lies at least
+# COLLAPSE_DROP below its best held-out success AND below COLLAPSE_SHARE of it, or when a training
+# rollout's valid-format ratio fell below COLLAPSE_FORMAT.
+COLLAPSE_DROP, COLLAPSE_SHARE, COLLAPSE_FORMAT = 0.2, 0.5, 0.5
+
+
+def run_dir(out: Path, preset: str, seed: int) -> Path:
+    return out / f"{preset}-s{seed}"
+
+
+def finished(records: list[dict]) -> bool:
+    """A run is finished when its last record, the final evaluation on the training games, was written."""
+    return any(r.get("final") and "train_games/success" in r for r in records)
+
+
+def run_one(out: Path, preset: str, seed: int, overrides: dict) -> tuple[str, int, float, str]:
+    """Train (preset, seed) in its directory; returns (preset, seed, seconds, 'trained' | 'resumed' | 'skipped')."""
+    from sampo_ref import checkpoint
+    from sampo_ref.presets import preset_config
+    from sampo_ref.trainer import train
+
+    start = time.perf_counter()
+    path = run_dir(out, preset, seed)
+    records = checkpoint.read_metrics(path / "metrics.jsonl")
+    if finished(records):
+        return preset, seed, 0.0, "skipped"
+    resume = checkpoint.latest(path) is not None
+    if path.exists() and not resume:  # killed before its first checkpoint: start again
+        shutil.rmtree(path)
+    train(preset_config(preset, **{**ARENA, **overrides, "seed": seed, "run_dir": str(path)}), resume=resume)
+    return preset, seed, time.perf_counter() - start, "resumed" if resume else "trained"
+
+
+def _init_worker(threads: int) -> None:
+    """Worker initialiser: ``threads`` intra-op torch threads; no per-model progress bars under the arena's."""
+    import torch
+    from transformers.utils import logging
+
+    torch.set_num_threads(threads)
+    logging.disable_progress_bar()
+
+
+def run_all(out: Path, presets: list[str], seeds: list[int], overrides: dict, workers: int,
+            threads: int = 1) -> dict[tuple, float]:
+    """Every (preset, seed) not yet finished, across ``workers`` processes of ``threads`` torch threads each,
+    with a progress bar over runs; returns each run's seconds (0 for a run that was already finished)."""
+    from tqdm import tqdm
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the workers before they import torch
+    jobs = [(p, s) for s in seeds for p in presets]  # seed by seed: a stopped arena has every preset at least once
+    seconds = {}
+    with (ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(threads,)) as pool,
+          tqdm(total=len(jobs), unit="run") as bar):
+        futures = [pool.submit(run_one, out, p, s, overrides) for p, s in jobs]
+        for future in as_completed(futures):
+            preset, seed, secs, how = future.result()
+            seconds[(preset, seed)] = secs
+            bar.set_postfix_str(f"{preset} s{seed} {how} {secs / 60:.1f} min")
+            bar.update()
+    return seconds
+
+
+# --- summaries ------------------------------------------------------------------------------------
+
+
+def _series(records: list[dict], key: str) -> list[float]:
+    return [r[key] for r in records if r.get(key) is not None and np.isfinite(r[key])]
+
+
+def _finite_max(values) -> float:
+    """The largest finite value, NaN when there is none (a KL bin can be empty in every iteration)."""
+    return max((v for v in values if np.isfinite(v)), default=float("nan"))
+
+
+def summarize(records: list[dict]) -> dict:
+    """One run's row: held-out success (initial, final, best), stability extremes, KL split extremes."""
+    evals = [r for r in records if "eval/success" in r]
+    if not evals or not evals[-1].get("final"):
+        raise ValueError(f"a run needs a final held-out evaluation; got {len(evals)} evaluation record(s) without one")
+    best = max(r["eval/success"] for r in evals)
+    final = evals[-1]["eval/success"]
+    out = {
+        "initial": evals[0]["eval/success"],
+        "final": final,
+        "best": best,
+        "best_iteration": next(r["iteration"] for r in evals if r["eval/success"] == best),
+        "drop": final - best,
+        "grad_norm_max": _finite_max(_series(records, "actor/grad_norm_max")),
+        "skipped_steps": sum(_series(records, "actor/skipped_steps")),
+        "valid_format_min": min(_series(records, "rollout/valid_format"), default=float("nan")),
+        "final_valid_action": evals[-1]["eval/valid_action"],
+    }
+    for key in KL_BINS:
+        out[f"{key}_max"] = _finite_max(_series(records, key))
+    out["collapsed"] = collapsed(out)
+    return out
+
+
+def collapsed(summary: dict) -> bool:
+    """The collapse rule: success fell far from its peak and stayed there, or the answer format broke."""
+    fell = summary["best"] - summary["final"] >= COLLAPSE_DROP and summary["final"] < COLLAPSE_SHARE * summary["best"]
+    return bool(fell or summary["valid_format_min"] < COLLAPSE_FORMAT)
+
+
+def _mean_std(values: list[float], fmt: str) -> str:
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return "–"
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{format(float(np.mean(values)), fmt)} ± {format(sd, fmt)}"
+
+
+def table(summaries: dict[str, list[dict]]) -> str:
+    """The results table in markdown: one row per preset, mean ± std over its seeds."""
+    has_kl = any(np.isfinite(s["kl_ref/neg_down_max"]) for runs in summaries.values() for s in runs)
+    head = ["preset", "seeds", "held-out success, final", "best", "final − best", "collapsed",
+            "max grad norm", "min valid format"]
+    if has_kl:
+        head += ["max KL-ref, A≤0 & ratio down", "max KL-ref, other bins"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for preset, runs in summaries.items():
+        cells = [preset, str(len(runs)),
+                 _mean_std([s["final"] for s in runs], ".1%"),
+                 _mean_std([s["best"] for s in runs], ".1%"),
+                 _mean_std([100 * s["drop"] for s in runs], ".1f") + " pt",
+                 f"{sum(s['collapsed'] for s in runs)}/{len(runs)}",
+                 _mean_std([s["grad_norm_max"] for s in runs], ".2f"),
+                 _mean_std([s["valid_format_min"] for s in runs], ".1%")]
+        if has_kl:
+            others = [_finite_max(s[f"{k}_max"] for k in KL_BINS if k != "kl_ref/neg_down") for s in runs]
+            cells += [_mean_std([s["kl_ref/neg_down_max"] for s in runs], ".3f"), _mean_std(others, ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+
+def _curves(runs: list[list[dict]], key: str) -> tuple[list[int], np.ndarray]:
+    """Iterations every seed logged ``key`` at, and the values as (seeds, iterations)."""
+    per_run = [{r["iteration"]: r[key] for r in records if r.get(key) is not None and np.isfinite(r[key])}
+               for records in runs]
+    iters = sorted(set.intersection(*(set(c) for c in per_run))) if per_run else []
+    return iters, np.array([[c[i] for i in iters] for c in per_run]).reshape(len(per_run), len(iters))
+
+
+def _band(ax, runs: list[list[dict]], key: str, label: str, **style) -> None:
+    """Mean over seeds with a ± std band (nothing when no seed logged ``key``)."""
+    iters, values = _curves(runs, key)
+    if not iters:
+        return
+    mean, std = values.mean(0), values.std(0)
+    line, = ax.plot(iters, mean, label=label, **style)
+    ax.fill_between(iters, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def _grid(n: int, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(n, 5)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), sharex=True, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11)
+    return plt, fig, axes.flat
+
+
+def _save(plt, fig, axes, path: Path) -> None:
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_success(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
+    """One panel per preset: held-out and training-rollout success (mean ± std), GRPO's held-out for reference."""
+    plt, fig, axes = _grid(len(runs), f"Success per preset, mean ± std over seeds — {subtitle}")
+    for ax, (preset, seeds) in zip(axes, runs.items()):
+        if "grpo" in runs and preset != "grpo":
+            iters, values = _curves(runs["grpo"], "eval/success")
+            ax.plot(iters, values.mean(0), color="0.6", linestyle="--", label="grpo, held-out")
+        _band(ax, seeds, "rollout/success", "training rollouts", color="tab:blue")
+        _band(ax, seeds, "eval/success", "held-out games", color="tab:red", marker="o", markersize=3)
+        ax.set(title=f"{preset} ({len(seeds)} seeds)", ylim=(-0.02, 1.02), xlabel="iteration")
+    _save(plt, fig, axes, path)
+
+
+def plot_kl_split(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
+    """One panel per preset: k3 KL to the reference in the four bins of SPEC §11 (mean ± std, log scale)."""
+    plt, fig, axes = _grid(len(runs), f"k3 KL to the reference by advantage sign × ratio direction — {subtitle}")
+    colors = ["tab:green", "tab:olive", "tab:purple", "tab:red"]
+    for ax, (preset, seeds) in zip(axes, runs.items()):
+        for (key, name), color in zip(KL_BINS.items(), colors):
+            _band(ax, seeds, key, name, color=color)
+        ax.set(title=preset, yscale="log", xlabel="iteration")
+    _save(plt, fig, axes, path)
+
+
+def plot_stability(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
+    """Per-iteration extremes that announce a collapse in the paper: gradient norm and valid-format ratio."""
+    plt, fig, axes = _grid(len(runs), f"Largest gradient norm per rollout and valid-format ratio — {subtitle}")
+    for ax, (preset, seeds) in zip(axes, runs.items()):
+        _band(ax, seeds, "actor/grad_norm_max", "max grad norm (before clipping)", color="tab:orange")
+        ax.set(title=preset, xlabel="iteration", yscale="log")
+        twin = ax.twinx()
+        _band(twin, seeds, "rollout/valid_format", "valid format", color="tab:gray")
+        twin.set_ylim(0, 1.05)
+    handles = [h for a in (axes[0], axes[0].figure.axes[len(runs)]) for h in a.get_legend_handles_labels()[0]]
+    axes[0].legend(handles, [h.get_label() for h in handles], fontsize=7, loc="lower left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def report(out: Path, presets: list[str], seeds: list[int], overrides: dict, report_dir: Path, extra: dict) -> str:
+    """Read every finished run, write the table, the JSON summary and the figures; returns the table."""
+    from sampo_ref.checkpoint import read_metrics
+
+    runs, per_run = {}, {}
+    for preset in presets:
+        by_seed = {s: read_metrics(run_dir(out, preset, s) / "metrics.jsonl") for s in seeds}
+        by_seed = {s: records for s, records in by_seed.items() if finished(records)}
+        if by_seed:
+            runs[preset] = list(by_seed.values())
+            per_run[preset] = {f"s{s}": summarize(records) for s, records in by_seed.items()}
+    if not runs:
+        raise SystemExit(f"no finished run under {out} for presets {presets} and seeds {seeds}")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    cfg = {**ARENA, **overrides}
+    subtitle = f"{cfg['family']} L{cfg['level']}, {cfg['iterations']} iterations"
+    text = table({p: list(r.values()) for p, r in per_run.items()})
+    (report_dir / "results.md").write_text(text + "\n")
+    (report_dir / "results.json").write_text(json.dumps(
+        {"arena": cfg, **extra, "collapse_rule": {"drop": COLLAPSE_DROP, "share": COLLAPSE_SHARE,
+                                                  "format": COLLAPSE_FORMAT},
+         "runs": per_run}, indent=1))
+    plot_success(runs, report_dir / "success.png", subtitle)
+    plot_stability(runs, report_dir / "stability.png", subtitle)
+    if any(k in r for seeds_ in runs.values() for records in seeds_ for r in records for k in KL_BINS):
+        plot_kl_split(runs, report_dir / "kl_split.png", subtitle)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=PRESETS, help="presets to run (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=2, help="parallel runs (processes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--out", type=Path, default=Path("runs/arena"), help="parent of the run directories")
+    parser.add_argument("--report", type=Path, default=Path("docs/img/arena"), help="where the table and figures go")
+    parser.add_argument("--iterations", type=int, help=f"override ARENA iterations ({ARENA['iterations']})")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
+    args = parser.parse_args(argv)
+    from sampo_ref.presets import PRESETS as KNOWN
+
+    unknown = [p for p in args.presets if p not in KNOWN]
+    if unknown:
+        raise SystemExit(f"--presets {unknown} is not allowed: expected names from {sorted(KNOWN)}")
+    overrides = {} if args.iterations is None else {"iterations": args.iterations}
+    extra = {"command": shlex.join(["python", "benchmarks/arena.py", *(sys.argv[1:] if argv is None else argv)])}
+    previous = args.report / "results.json"
+    if args.report_only and previous.exists():  # keep the command and wall time of the run that trained
+        extra = {k: v for k, v in json.loads(previous.read_text()).items() if k not in ("arena", "collapse_rule", "runs")}
+    else:
+        start = time.perf_counter()
+        seconds = run_all(args.out, args.presets, args.seeds, overrides, args.workers, args.threads)
+        trained = [s for s in seconds.values() if s > 0]
+        extra.update(wall_minutes=(time.perf_counter() - start) / 60, runs_trained=len(trained),
+                     run_minutes_mean=float(np.mean(trained)) / 60 if trained else None, workers=args.workers,
+                     threads=args.threads, cpu_count=os.cpu_count())
+        print(f"{len(trained)} runs trained in {extra['wall_minutes']:.1f} min wall "
+              f"({args.workers} workers × {args.threads} threads; {len(seconds) - len(trained)} already finished)")
+    print(report(args.out, args.presets, args.seeds, overrides, args.report, extra))
+
+
+if __name__ == "__main__":
+    main()

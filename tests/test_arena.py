@@ -1,0 +1,112 @@
+"""benchmarks/arena.py: per-run summary, collapse rule, results table and report, on synthetic metrics."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from sampo_ref.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("arena", ROOT / "benchmarks" / "arena.py")
+arena = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(arena)
+
+
+def records(evals, grad=(0.5, 0.7), fmt=(1.0, 0.9), kl=None, finished=True):
+    """A metrics log: held-out evaluations at iterations 0, 2, 4, …; training records in between."""
+    out = [{"iteration": 0, "train_games/success": 0.2}]
+    for i, success in enumerate(evals):
+        last = finished and i == len(evals) - 1
+        out.append({"iteration": 2 * i, "eval/success": success, "eval/valid_action": 0.8, **({"final": True} if last else {})})
+        if not last:
+            train = {"iteration": 2 * i + 1, "rollout/success": success, "actor/grad_norm_max": grad[i % len(grad)],
+                     "actor/skipped_steps": 0, "rollout/valid_format": fmt[i % len(fmt)]}
+            train.update({k: (v(i) if callable(v) else v) for k, v in (kl or {}).items()})
+            out.append(train)
+    if finished:
+        out.append({"iteration": 2 * (len(evals) - 1), "final": True, "train_games/success": evals[-1]})
+    return out
+
+
+def test_summary_numbers():
+    s = arena.summarize(records([0.2, 0.6, 0.5], grad=(0.5, 3.0), fmt=(1.0, 0.8)))
+    assert (s["initial"], s["final"], s["best"], s["best_iteration"]) == (0.2, 0.5, 0.6, 2)
+    assert s["drop"] == pytest.approx(-0.1)
+    assert (s["grad_norm_max"], s["valid_format_min"]) == (3.0, 0.8)
+    assert not s["collapsed"]
+    assert math.isnan(s["kl_ref/neg_down_max"])  # a log without the KL split
+
+
+def test_summary_needs_a_final_evaluation():
+    with pytest.raises(ValueError, match="final held-out evaluation"):
+        arena.summarize(records([0.2, 0.6], finished=False))
+    assert not arena.finished(records([0.2, 0.6], finished=False)) and arena.finished(records([0.2, 0.6]))
+
+
+@pytest.mark.parametrize("evals, fmt, expected", [
+    ([0.2, 0.8, 0.3], (1.0,), True),    # fell 0.5 from its peak, to below half of it
+    ([0.2, 0.8, 0.55], (1.0,), False),  # fell 0.25, but kept more than half of the peak
+    ([0.1, 0.3, 0.12], (1.0,), False),  # below half of the peak, but only 0.18 down: within noise
+    ([0.2, 0.3, 0.3], (1.0, 0.4), True),  # the answer format broke in a training rollout
+    ([0.2, 0.3, 0.3], (1.0, 0.5), False),
+])
+def test_collapse_rule(evals, fmt, expected):
+    assert arena.summarize(records(evals, fmt=fmt))["collapsed"] is expected
+
+
+def test_table_mean_std_and_kl_columns():
+    kl = {"kl_ref/pos_up": 0.01, "kl_ref/pos_down": 0.02, "kl_ref/neg_up": float("nan"),
+          "kl_ref/neg_down": lambda i: 0.1 * (i + 1)}
+    runs = {"grpo": [arena.summarize(records([0.2, 0.4])), arena.summarize(records([0.2, 0.6]))],
+            "cispo": [arena.summarize(records([0.2, 0.8, 0.1], kl=kl))]}
+    lines = arena.table(runs).splitlines()
+    assert lines[0].count("|") == 11 and len(lines) == 4
+    grpo, cispo = (line.split(" | ") for line in lines[2:])
+    assert grpo[1:6] == ["2", "50.0% ± 14.1%", "50.0% ± 14.1%", "0.0 ± 0.0 pt", "0/2"]
+    assert grpo[8:] == ["–", "– |"]  # no KL split logged
+    assert cispo[2:6] == ["10.0% ± 0.0%", "80.0% ± 0.0%", "-70.0 ± 0.0 pt", "1/1"]
+    assert cispo[8:] == ["0.200 ± 0.000", "0.020 ± 0.000 |"]  # max of neg_down over iterations; NaN bins ignored
+
+
+def test_table_without_any_kl_split_has_no_kl_columns():
+    assert "KL-ref" not in arena.table({"grpo": [arena.summarize(records([0.2, 0.4]))]})
+
+
+def fake_arena(out: Path, presets, seeds, kl=True):
+    for preset in presets:
+        for seed in seeds:
+            path = arena.run_dir(out, preset, seed)
+            path.mkdir(parents=True)
+            (path / "config.json").write_text(json.dumps(TrainConfig(seed=seed).to_dict()))
+            split = {k: 0.01 * (seed + 1) for k in arena.KL_BINS} if kl else None
+            log = records([0.2, 0.3 + 0.1 * seed, 0.4], kl=split)
+            (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+
+
+def test_report_writes_table_json_and_figures(tmp_path):
+    fake_arena(tmp_path / "runs", ["grpo", "cispo"], [0, 1])
+    (tmp_path / "runs" / "cispo-s2").mkdir()  # an unfinished run is left out
+    text = arena.report(tmp_path / "runs", ["grpo", "cispo"], [0, 1, 2], {}, tmp_path / "report", {"command": "x"})
+    assert (tmp_path / "report" / "results.md").read_text() == text + "\n"
+    summary = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert sorted(summary["runs"]["cispo"]) == ["s0", "s1"] and summary["command"] == "x"
+    for name in ("success.png", "kl_split.png", "stability.png"):
+        assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_without_finished_runs_says_so(tmp_path):
+    with pytest.raises(SystemExit, match="no finished run"):
+        arena.report(tmp_path, ["grpo"], [0], {}, tmp_path / "report", {})
+
+
+def test_unknown_preset_is_named(tmp_path):
+    with pytest.raises(SystemExit, match=r"--presets \['grpo_x'\] is not allowed"):
+        arena.main(["--presets", "grpo_x", "--out", str(tmp_path)])
+
+
+def test_a_finished_run_is_skipped(tmp_path):
+    fake_arena(tmp_path, ["grpo"], [0])
+    assert arena.run_one(tmp_path, "grpo", 0, {}) == ("grpo", 0, 0.0, "skipped")
