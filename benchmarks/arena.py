@@ -103,7 +103,7 @@ def run_all(out: Path, presets: list[str], seeds: list[int], overrides: dict, wo
     from tqdm import tqdm
 
     os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the workers before they import torch
-    jobs = [(p, s) for s in seeds for p in presets]  # seed by seed: a stopped arena has every preset at least once
+    jobs = [(p, s) for p in presets for s in seeds]  # in the order given: a stopped arena has its first presets
     seconds = {}
     with (ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(threads,)) as pool,
           tqdm(total=len(jobs), unit="run") as bar):
@@ -210,7 +210,7 @@ def _band(ax, runs: list[list[dict]], key: str, label: str, **style) -> None:
     ax.fill_between(iters, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def _grid(n: int, title: str):
+def _grid(n: int, title: str, sharey: bool = False):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,11 +218,11 @@ def _grid(n: int, title: str):
 
     cols = min(n, 5)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), sharex=True, sharey=sharey, squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
-    return plt, fig, axes.flat
+    return plt, fig, list(axes.flat)
 
 
 def _save(plt, fig, axes, path: Path) -> None:
@@ -242,13 +242,14 @@ def plot_success(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -
             ax.plot(iters, values.mean(0), color="0.6", linestyle="--", label="grpo, held-out")
         _band(ax, seeds, "rollout/success", "training rollouts", color="tab:blue")
         _band(ax, seeds, "eval/success", "held-out games", color="tab:red", marker="o", markersize=3)
-        ax.set(title=f"{preset} ({len(seeds)} seeds)", ylim=(-0.02, 1.02), xlabel="iteration")
+        ax.set(title=f"{preset} ({len(seeds)} seed{'s' * (len(seeds) > 1)})", ylim=(-0.02, 1.02), xlabel="iteration")
     _save(plt, fig, axes, path)
 
 
 def plot_kl_split(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
     """One panel per preset: k3 KL to the reference in the four bins of SPEC §11 (mean ± std, log scale)."""
-    plt, fig, axes = _grid(len(runs), f"k3 KL to the reference by advantage sign × ratio direction — {subtitle}")
+    plt, fig, axes = _grid(len(runs), f"k3 KL to the reference by advantage sign × ratio direction — {subtitle}",
+                           sharey=True)
     colors = ["tab:green", "tab:olive", "tab:purple", "tab:red"]
     for ax, (preset, seeds) in zip(axes, runs.items()):
         for (key, name), color in zip(KL_BINS.items(), colors):
@@ -259,16 +260,17 @@ def plot_kl_split(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) 
 
 def plot_stability(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
     """Per-iteration extremes that announce a collapse in the paper: gradient norm and valid-format ratio."""
-    plt, fig, axes = _grid(len(runs), f"Largest gradient norm per rollout and valid-format ratio — {subtitle}")
+    plt, fig, axes = _grid(len(runs), f"Max gradient norm (left) and valid format (right) — {subtitle}", sharey=True)
     for ax, (preset, seeds) in zip(axes, runs.items()):
         _band(ax, seeds, "actor/grad_norm_max", "max grad norm (before clipping)", color="tab:orange")
         ax.set(title=preset, xlabel="iteration", yscale="log")
         twin = ax.twinx()
-        _band(twin, seeds, "rollout/valid_format", "valid format", color="tab:gray")
+        _band(twin, seeds, "rollout/valid_format", "valid-format ratio", color="tab:gray")
         twin.set_ylim(0, 1.05)
-    handles = [h for a in (axes[0], axes[0].figure.axes[len(runs)]) for h in a.get_legend_handles_labels()[0]]
-    axes[0].legend(handles, [h.get_label() for h in handles], fontsize=7, loc="lower left")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+        if ax is axes[0]:
+            (h1, l1), (h2, l2) = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
+            fig.legend(h1 + h2, l1 + l2, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -281,7 +283,7 @@ def report(out: Path, presets: list[str], seeds: list[int], overrides: dict, rep
     from sampo_ref.checkpoint import read_metrics
 
     runs, per_run = {}, {}
-    for preset in presets:
+    for preset in sorted(presets, key=PRESETS.index):  # the paper's order, whatever order they ran in
         by_seed = {s: read_metrics(run_dir(out, preset, s) / "metrics.jsonl") for s in seeds}
         by_seed = {s: records for s, records in by_seed.items() if finished(records)}
         if by_seed:
@@ -316,11 +318,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, help=f"override ARENA iterations ({ARENA['iterations']})")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
     args = parser.parse_args(argv)
-    from sampo_ref.presets import PRESETS as KNOWN
-
-    unknown = [p for p in args.presets if p not in KNOWN]
+    unknown = [p for p in args.presets if p not in PRESETS]
     if unknown:
-        raise SystemExit(f"--presets {unknown} is not allowed: expected names from {sorted(KNOWN)}")
+        raise SystemExit(f"--presets {unknown} is not allowed: expected names from {PRESETS}")
     overrides = {} if args.iterations is None else {"iterations": args.iterations}
     extra = {"command": shlex.join(["python", "benchmarks/arena.py", *(sys.argv[1:] if argv is None else argv)])}
     previous = args.report / "results.json"

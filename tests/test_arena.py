@@ -107,6 +107,14 @@ def test_unknown_preset_is_named(tmp_path):
         arena.main(["--presets", "grpo_x", "--out", str(tmp_path)])
 
 
+def test_arena_presets_are_the_papers_rows_plus_extras():
+    from sampo_ref.presets import PRESETS
+
+    assert set(arena.PRESETS) <= set(PRESETS)
+    assert arena.PRESETS[:10] == ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "dapo_grpo",
+                                  "dapo_gigpo", "sampo"]  # SPEC §9, the table's order
+
+
 def test_a_finished_run_is_skipped(tmp_path):
     fake_arena(tmp_path, ["grpo"], [0])
     assert arena.run_one(tmp_path, "grpo", 0, {}) == ("grpo", 0, 0.0, "skipped")
