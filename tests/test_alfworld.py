@@ -176,7 +176,7 @@ def test_tiny_policy_trains_end_to_end_on_synthetic_games(tmp_path, data, monkey
     # a smaller warm start than the default tiny policy's (test speed only; the path is the same)
     monkeypatch.setattr(trainer, "TinyConfig", functools.partial(
         trainer.TinyConfig, hidden_size=32, heads=2, intermediate_size=64, vocab_size=400,
-        warm_start_games=2, warm_start_examples=12, warm_start_epochs=1, warm_start_batch=12))
+        warm_start_games=1, warm_start_examples=4, warm_start_epochs=1, warm_start_batch=4))
     run = tmp_path / "run"
     main(["train", "--preset", "alfworld-sampo", "--model", "tiny", "--alfworld-data", str(data),
           "--train-games", "2", "--eval-games", "1", "--tasks-per-iter", "1", "--group-size", "2",
@@ -189,3 +189,19 @@ def test_tiny_policy_trains_end_to_end_on_synthetic_games(tmp_path, data, monkey
     assert (run / "policy" / "config.json").exists()
     samples = (run / "samples.txt").read_text()
     assert "You are an expert agent operating in the ALFRED Embodied Environment." in samples
+
+
+def test_gpu_benchmark_code_path_on_cpu_with_a_tiny_architecture(tmp_path, data):
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "benchmarks" / "alfworld_gpu.py"
+    spec = importlib.util.spec_from_file_location("alfworld_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--arch", "tiny", "--device", "cpu", "--dtype", "float32", "--tasks", "1", "--copies", "2",
+                      "--turns", "1", "--max-new-tokens", "4", "--iterations", "1", "--alfworld-data", str(data),
+                      "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "alfworld_gpu.json").read_text()) == out
+    (it,) = out["iterations"]
+    assert it["rows"] == 2 and it["generated_tokens"] == 8 and it["optimizer_steps"] == 1  # random: never stops early
+    assert out["estimate_200_steps_hours"]["50_turns_per_episode"] > 0

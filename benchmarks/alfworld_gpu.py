@@ -1,0 +1,154 @@
+"""What one full-size ALFWorld iteration costs on this machine: peak memory, time per phase,
+generated tokens/s, and an estimate of the paper's 200-step run (docs/alfworld.md).
+
+No weights are downloaded: the policy is a randomly initialised model of Qwen3-4B's architecture
+(``QWEN3_4B`` below, from its published config.json), the games are synthetic ALFWorld games
+(``sampo_ref.envs.alfworld_synth``), and the settings are the ``alfworld-sampo`` preset's (16 tasks ×
+8 copies, 512-token answers, bf16 autocast, gradient checkpointing, mini-batch 256). A random
+policy never closes ``</action>``, so every answer runs to ``max_new_tokens`` and every episode to
+the turn limit: the measured per-turn costs are worst-case per turn. ``--turns`` caps the episodes
+so that an iteration fits in a few minutes; the estimate scales the measured costs per turn-row.
+
+    python benchmarks/alfworld_gpu.py                       # full size (needs a GPU with ~80 GB)
+    python benchmarks/alfworld_gpu.py --arch tiny --device cpu --tasks 1 --copies 2 --turns 2 --max-new-tokens 8
+
+Writes ``alfworld_gpu.json`` under $OUT (or ``--out``) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+QWEN3_4B = dict(  # Qwen/Qwen3-4B config.json
+    vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+    num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+)
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            head_dim=32, max_position_embeddings=4096, tie_word_embeddings=True)
+PAPER_STEPS = 200
+
+
+def build_policy(arch: dict, corpus: list[str], device: torch.device):
+    """A random-init Qwen3 model of ``arch`` and a BPE tokenizer (chat template included) padded with
+    filler tokens to the model's vocabulary, so any sampled id decodes."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from sampo_ref.policy import Policy
+    from sampo_ref.tiny import train_tokenizer
+
+    tok = train_tokenizer(corpus, vocab_size=1000)
+    vocab = arch.get("vocab_size", len(tok))
+    tok.add_tokens([f"<filler{i}>" for i in range(vocab - len(tok))])
+    config = Qwen3Config(**{**arch, "vocab_size": len(tok)}, pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id, bos_token_id=None)
+    torch.manual_seed(0)
+    return Policy(Qwen3ForCausalLM(config), tok, device)
+
+
+def measure(args) -> dict:
+    from sampo_ref.algos import ALGORITHMS
+    from sampo_ref.envs.alfworld import AlfworldTask
+    from sampo_ref.envs.alfworld_synth import write_games
+    from sampo_ref.presets import preset_config
+    from sampo_ref.rollout import PromptInput, RolloutConfig, TurnBatch, collect
+    from sampo_ref.trainer import fill_old_logprobs, make_reference, precision, update
+
+    device = torch.device(args.device)
+    data = Path(args.alfworld_data or tempfile.mkdtemp(prefix="alfworld-synth-"))
+    if not (data / "json_2.1.1").exists():
+        write_games(data, max(1, -(-args.tasks // 5)))  # every task type, enough training games
+    cfg = preset_config("alfworld-sampo", alfworld_data=str(data), tasks_per_iter=args.tasks, group_size=args.copies,
+                        max_turns=args.turns, max_new_tokens=args.max_new_tokens, dtype=args.dtype,
+                        gradient_checkpointing=args.dtype == "bfloat16", train_games=0, eval_games=0)
+    cfg.validate()
+    task = AlfworldTask(data, max_turns=cfg.max_turns, win_reward=cfg.win_reward, history=cfg.history)
+    rng = random.Random(0)
+    corpus = []  # the tokenizer's training text: the first-turn prompt of one game
+    for env in task.envs(task.train_pool[:1], 1).envs:
+        obs, info = env.reset()
+        corpus.append(task.prompt(PromptInput(obs, obs, info, [], 0), rng) + "<think></think><action></action>")
+    policy = build_policy(QWEN3_4B if args.arch == "qwen3-4b" else TINY, corpus, device)
+    if cfg.gradient_checkpointing:
+        policy.model.gradient_checkpointing_enable()
+    ref = make_reference(cfg, policy)
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    algo, gen = ALGORITHMS[cfg.algo], torch.Generator().manual_seed(0)
+    rollout_cfg = RolloutConfig(max_turns=cfg.max_turns, max_new_tokens=cfg.max_new_tokens,
+                                temperature=cfg.temperature, require_think=True)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    iterations = []
+    for _ in range(args.iterations):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        games = rng.sample(task.train_pool, cfg.tasks_per_iter)
+        t0 = sync()
+        with precision(cfg, device):
+            trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
+                            task.prompt, rollout_cfg, rng)
+        batch = TurnBatch.from_trajectories(trajs, policy.pad_id)
+        t1 = sync()
+        fill_old_logprobs(policy, ref, batch, cfg)
+        t2 = sync()
+        batch.adv = algo.advantages(batch, cfg)
+        upd = update(policy, algo, optimizer, batch, cfg, gen)
+        t3 = sync()
+        tokens = int(batch.response_mask.sum())
+        iterations.append({
+            "rows": len(batch), "generated_tokens": tokens, "prompt_tokens_mean": float(batch.prompt_mask.sum(1).float().mean()),
+            "time_rollout_s": t1 - t0, "time_logprobs_s": t2 - t1, "time_update_s": t3 - t2,
+            "generated_tokens_per_s": tokens / (t1 - t0), "optimizer_steps": upd["actor/optimizer_steps"],
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+        })
+    last = iterations[-1]  # the first iteration includes warm-up (kernels, allocator)
+    per_row = (last["time_rollout_s"] + last["time_logprobs_s"] + last["time_update_s"]) / last["rows"]
+    # the paper's batch: 128 trajectories; rows = 128 × mean turns. Upper bound: every episode 50 turns,
+    # every answer 512 tokens (a random policy). Per-row cost assumes the same batch shapes per turn.
+    paper_rows = {turns: 16 * 8 * turns for turns in (50, 20, 10)}
+    return {
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        "arch": args.arch, "parameters": sum(p.numel() for p in policy.model.parameters()),
+        "settings": {k: getattr(cfg, k) for k in ("tasks_per_iter", "group_size", "max_turns", "max_new_tokens",
+                                                   "mini_batch_size", "micro_batch_size", "dtype", "gradient_checkpointing")},
+        "iterations": iterations,
+        "seconds_per_row": per_row,
+        "estimate_200_steps_hours": {f"{turns}_turns_per_episode": PAPER_STEPS * rows * per_row / 3600
+                                     for turns, rows in paper_rows.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", choices=["qwen3-4b", "tiny"], default="qwen3-4b")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    parser.add_argument("--tasks", type=int, default=16, help="tasks per iteration (paper: 16)")
+    parser.add_argument("--copies", type=int, default=8, help="group size (paper: 8)")
+    parser.add_argument("--turns", type=int, default=3, help="turn cap per episode for the measurement (paper: 50)")
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--alfworld-data", default="", help="game data; default: synthetic games in a temp folder")
+    parser.add_argument("--out", default=os.environ.get("OUT", "."), help="folder for alfworld_gpu.json")
+    args = parser.parse_args(argv)
+    result = measure(args)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "alfworld_gpu.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
