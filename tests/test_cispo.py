@@ -11,7 +11,6 @@ import torch
 
 from sampo_ref.algos.cispo import cispo_loss
 
-TAGS = ["S15", "§4.4"]
 F64 = torch.float64
 
 

@@ -21,7 +21,6 @@ from sampo_ref.algos.common import (
     row_scores,
 )
 
-TAGS = ["S1", "S2", "§5", "S18", "S19"]
 
 # ----------------------------------------------------------------------------- masked mean, S1, S2
 

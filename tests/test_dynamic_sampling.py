@@ -11,7 +11,6 @@ import pytest
 
 from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active, is_uniform
 
-TAGS = ["§7"]
 
 G = 2
 

@@ -18,7 +18,6 @@ from sampo_ref.algos.empg import (
     turn_entropy,
 )
 
-TAGS = ["S8", "S9", "§3.3"]
 
 F64 = torch.float64
 

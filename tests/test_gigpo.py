@@ -20,7 +20,6 @@ from sampo_ref.algos.gigpo import (
 )
 from sampo_ref.algos.grpo import grpo_advantages
 
-TAGS = ["S1", "S2", "S3", "S4", "S5", "S6", "S7", "§3.2", "§3.4"]
 
 F64 = torch.float64
 

@@ -12,7 +12,6 @@ import torch
 from sampo_ref.algos.common import AGG_MODES, aggregate, row_scores
 from sampo_ref.algos.grpo import grpo_advantages, token_clip_loss
 
-TAGS = ["S1", "S2", "S10", "§4.1", "§5"]
 
 # ----------------------------------------------------------------------------- advantages (S2)
 

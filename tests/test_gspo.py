@@ -12,7 +12,6 @@ import torch
 from sampo_ref.algos.common import aggregate
 from sampo_ref.algos.gspo import PG_AGG, gspo_loss, seq_log_ratio
 
-TAGS = ["S11", "S12", "S13", "§4.2"]
 F64 = torch.float64
 
 

@@ -12,7 +12,6 @@ from sampo_ref.algos.dynamic_sampling import dynamic_sample
 from sampo_ref.presets import preset_config
 from sampo_ref.rollout import Trajectory, Turn, TurnBatch
 
-TAGS = ["S21"]
 
 
 def make_group(seed: int, wins: list[bool]) -> list[Trajectory]:

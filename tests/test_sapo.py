@@ -19,7 +19,6 @@ from sampo_ref.algos.sapo import (
     sapo_loss,
 )
 
-TAGS = ["S10", "S16", "§4.5"]
 F64 = torch.float64
 
 # rows: A = 1 (w 0.5, 0.9, 0.7), A = 0 (w 0.6, 1.5, padding), A = -1 (w 0.5, 0.5, 0.5)

@@ -11,7 +11,6 @@ from sampo_ref.algos.common import aggregate
 from sampo_ref.algos.grpo import token_clip_loss
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 
-TAGS = ["S17", "§4.6"]
 F64 = torch.float64
 
 

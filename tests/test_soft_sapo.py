@@ -11,7 +11,6 @@ import torch
 
 from sampo_ref.algos.soft_sapo import soft_sapo_loss
 
-TAGS = ["S14", "§4.3"]
 F64 = torch.float64
 
 W_VALUES = [0.5, 0.8, 1.0, 1.2, 2.0, 3.0]

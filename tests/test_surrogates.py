@@ -12,7 +12,6 @@ from sampo_ref.algos import cispo, gspo, sapo, seq_mask, soft_sapo
 from sampo_ref.algos.common import AGG_MODES, aggregate
 from sampo_ref.algos.grpo import token_clip_loss
 
-TAGS = ["S10", "S12", "S14", "S15", "S16", "S17", "§4", "§4.7", "§5"]
 F64 = torch.float64
 
 
