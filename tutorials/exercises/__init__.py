@@ -1,0 +1,1 @@
+"""Course exercises (a package, so that its conftest.py does not shadow tests/conftest.py)."""
