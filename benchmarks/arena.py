@@ -54,10 +54,13 @@ KL_BINS = {  # metrics.jsonl key → bin of SPEC §11's KL-to-reference split
     "kl_ref/neg_down": "A≤0, ratio down",
 }
 
-# The collapse rule (docs/arena.md): a run collapsed when its final held-out success lies at least
-# COLLAPSE_DROP below its best held-out success AND below COLLAPSE_SHARE of it, or when a training
-# rollout's valid-format ratio fell below COLLAPSE_FORMAT.
-COLLAPSE_DROP, COLLAPSE_SHARE, COLLAPSE_FORMAT = 0.2, 0.5, 0.5
+# The collapse rule (docs/arena.md). A run collapsed when any of these holds:
+# * fell: its final held-out success lies at least COLLAPSE_DROP below its best held-out success and
+#   below COLLAPSE_SHARE of it (it learned, then lost most of it);
+# * dead: its last COLLAPSE_LAST training rollouts won no episode at all (the warm start wins ≈ 6–9 % of
+#   them, so 0 of 3 × 32 episodes by chance has probability ≈ 1e-3 or less);
+# * format: a training rollout's valid-format ratio fell below COLLAPSE_FORMAT.
+COLLAPSE_DROP, COLLAPSE_SHARE, COLLAPSE_LAST, COLLAPSE_FORMAT = 0.2, 0.5, 3, 0.5
 
 
 def run_dir(out: Path, preset: str, seed: int) -> Path:
@@ -144,6 +147,7 @@ def summarize(records: list[dict]) -> dict:
         "grad_norm_max": _finite_max(_series(records, "actor/grad_norm_max")),
         "skipped_steps": sum(_series(records, "actor/skipped_steps")),
         "valid_format_min": min(_series(records, "rollout/valid_format"), default=float("nan")),
+        "last_rollouts_success": float(np.mean(_series(records, "rollout/success")[-COLLAPSE_LAST:] or [float("nan")])),
         "final_valid_action": evals[-1]["eval/valid_action"],
     }
     for key in KL_BINS:
@@ -153,9 +157,10 @@ def summarize(records: list[dict]) -> dict:
 
 
 def collapsed(summary: dict) -> bool:
-    """The collapse rule: success fell far from its peak and stayed there, or the answer format broke."""
+    """The collapse rule: success fell far from its peak, or the last rollouts won nothing, or the format broke."""
     fell = summary["best"] - summary["final"] >= COLLAPSE_DROP and summary["final"] < COLLAPSE_SHARE * summary["best"]
-    return bool(fell or summary["valid_format_min"] < COLLAPSE_FORMAT)
+    dead = summary["last_rollouts_success"] == 0
+    return bool(fell or dead or summary["valid_format_min"] < COLLAPSE_FORMAT)
 
 
 def _mean_std(values: list[float], fmt: str) -> str:
@@ -298,7 +303,7 @@ def report(out: Path, presets: list[str], seeds: list[int], overrides: dict, rep
     (report_dir / "results.md").write_text(text + "\n")
     (report_dir / "results.json").write_text(json.dumps(
         {"arena": cfg, **extra, "collapse_rule": {"drop": COLLAPSE_DROP, "share": COLLAPSE_SHARE,
-                                                  "format": COLLAPSE_FORMAT},
+                                                  "last": COLLAPSE_LAST, "format": COLLAPSE_FORMAT},
          "runs": per_run}, indent=1))
     plot_success(runs, report_dir / "success.png", subtitle)
     plot_stability(runs, report_dir / "stability.png", subtitle)

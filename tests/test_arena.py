@@ -52,6 +52,8 @@ def test_summary_needs_a_final_evaluation():
     ([0.1, 0.3, 0.12], (1.0,), False),  # below half of the peak, but only 0.18 down: within noise
     ([0.2, 0.3, 0.3], (1.0, 0.4), True),  # the answer format broke in a training rollout
     ([0.2, 0.3, 0.3], (1.0, 0.5), False),
+    ([0.06, 0.0, 0.0, 0.0, 0.0], (1.0,), True),  # never rose, but the last 3 rollouts won nothing
+    ([0.06, 0.0, 0.0, 0.1, 0.0], (1.0,), False),  # one of the last 3 rollouts won something
 ])
 def test_collapse_rule(evals, fmt, expected):
     assert arena.summarize(records(evals, fmt=fmt))["collapsed"] is expected
