@@ -20,7 +20,6 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 
@@ -28,7 +27,7 @@ from sampo_ref.config import TrainConfig
 from sampo_ref.envs.toy import ToyTask
 from sampo_ref.policy import Policy, pick_device
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
-from toy_envs import BatchEnv, TextGameEnv
+from toy_envs import BatchEnv
 from toy_envs.batch import ProcessBatchEnv
 
 
@@ -155,7 +154,7 @@ def _peak_rss_reset() -> int | None:
 
 def _proc_status_kib(key: str) -> int:
     with open("/proc/self/status") as f:
-        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1))
+        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.MULTILINE).group(1))
 
 
 class PeakMemory:
@@ -212,8 +211,7 @@ def bench_rollout(cfg: RolloutBench) -> dict:
     rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, record_logp=False)
     names = [str(g) for g in task.train_pool]
     local = task.envs(task.train_pool, 1)
-    workers = ProcessBatchEnv([partial(TextGameEnv, g, max_turns=task.max_turns) for g in task.train_pool],
-                              cfg.workers)
+    workers = ProcessBatchEnv.from_files(task.train_pool, cfg.workers, max_turns=task.max_turns)
 
     @torch.no_grad()
     def run(envs, use_cache=True, one_at_a_time=False) -> tuple[list[Trajectory], float, float]:
@@ -234,7 +232,7 @@ def bench_rollout(cfg: RolloutBench) -> dict:
         "one env at a time": lambda: run(local, one_at_a_time=True),
         "batched": lambda: run(local),
         "batched, no KV cache": lambda: run(local, use_cache=False),
-        f"batched, envs in {workers._workers} worker processes": lambda: run(workers),
+        f"batched, envs in {workers.workers} worker processes": lambda: run(workers),
     }
     best: dict[str, dict] = {}
     try:

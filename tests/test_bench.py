@@ -15,7 +15,7 @@ from sampo_ref.bench_limits import (
     LimitsBench, bench_limits, decode_bound, kv_bytes_per_token, matmul_params, model_config, train_flops_per_row,
 )
 from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
-from toy_envs import BatchEnv, TextGameEnv
+from toy_envs import BatchEnv
 from toy_envs.batch import ProcessBatchEnv
 
 

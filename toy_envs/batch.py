@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Sequence
 
 from toy_envs.env import TextGameEnv
@@ -71,12 +72,12 @@ class ProcessBatchEnv:
         if workers < 1:
             raise ValueError(f"workers={workers} is not allowed: expected ≥ 1")
         self._n = len(env_fns)
-        self._workers = min(workers, self._n)
+        self.workers = min(workers, self._n)
         ctx = mp.get_context("spawn")  # no fork of a process that holds torch threads and game engines
         self._conns = []
-        for w in range(self._workers):
+        for w in range(self.workers):
             parent, child = ctx.Pipe()
-            ctx.Process(target=_serve, args=(child, list(env_fns[w :: self._workers])), daemon=True).start()
+            ctx.Process(target=_serve, args=(child, list(env_fns[w :: self.workers])), daemon=True).start()
             child.close()
             self._conns.append(parent)
         self._gather()  # wait until every worker has built its envs (raises what a worker raised)
@@ -85,8 +86,6 @@ class ProcessBatchEnv:
     def from_files(cls, game_files: Sequence[str | os.PathLike], workers: int, max_turns: int | None = None,
                    win_reward: float = 1.0) -> "ProcessBatchEnv":
         """One `TextGameEnv` per entry of `game_files`, built in the workers."""
-        from functools import partial
-
         return cls([partial(TextGameEnv, f, max_turns=max_turns, win_reward=win_reward) for f in game_files], workers)
 
     def __len__(self) -> int:
@@ -103,7 +102,7 @@ class ProcessBatchEnv:
         if len(actions) != self._n:
             raise ValueError(f"got {len(actions)} actions for {self._n} envs")
         for w, conn in enumerate(self._conns):
-            conn.send(("step", list(actions[w :: self._workers])))
+            conn.send(("step", list(actions[w :: self.workers])))
         return self._gather()
 
     def close(self) -> None:
@@ -123,7 +122,7 @@ class ProcessBatchEnv:
             if status == "error":
                 raise RuntimeError(f"env worker {w} failed:\n{payload}")
             if payload is not None:
-                out[w :: self._workers] = payload
+                out[w :: self.workers] = payload
         return out
 
 
