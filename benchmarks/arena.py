@@ -175,7 +175,7 @@ def table(summaries: dict[str, list[dict]]) -> str:
     """The results table in markdown: one row per preset, mean ± std over its seeds."""
     has_kl = any(np.isfinite(s["kl_ref/neg_down_max"]) for runs in summaries.values() for s in runs)
     head = ["preset", "seeds", "held-out success, final", "best", "final − best", "collapsed",
-            "max grad norm", "min valid format"]
+            "max grad norm", "min valid format", "valid actions, final"]
     if has_kl:
         head += ["max KL-ref, A≤0 & ratio down", "max KL-ref, other bins"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -186,7 +186,8 @@ def table(summaries: dict[str, list[dict]]) -> str:
                  _mean_std([100 * s["drop"] for s in runs], ".1f") + " pt",
                  f"{sum(s['collapsed'] for s in runs)}/{len(runs)}",
                  _mean_std([s["grad_norm_max"] for s in runs], ".2f"),
-                 _mean_std([s["valid_format_min"] for s in runs], ".1%")]
+                 _mean_std([s["valid_format_min"] for s in runs], ".1%"),
+                 _mean_std([s["final_valid_action"] for s in runs], ".1%")]
         if has_kl:
             others = [_finite_max(s[f"{k}_max"] for k in KL_BINS if k != "kl_ref/neg_down") for s in runs]
             cells += [_mean_std([s["kl_ref/neg_down_max"] for s in runs], ".3f"), _mean_std(others, ".3f")]

@@ -65,12 +65,12 @@ def test_table_mean_std_and_kl_columns():
     runs = {"grpo": [arena.summarize(records([0.2, 0.4])), arena.summarize(records([0.2, 0.6]))],
             "cispo": [arena.summarize(records([0.2, 0.8, 0.1], kl=kl))]}
     lines = arena.table(runs).splitlines()
-    assert lines[0].count("|") == 11 and len(lines) == 4
+    assert lines[0].count("|") == 12 and len(lines) == 4
     grpo, cispo = (line.split(" | ") for line in lines[2:])
     assert grpo[1:6] == ["2", "50.0% ± 14.1%", "50.0% ± 14.1%", "0.0 ± 0.0 pt", "0/2"]
-    assert grpo[8:] == ["–", "– |"]  # no KL split logged
+    assert grpo[8:] == ["80.0% ± 0.0%", "–", "– |"]  # no KL split logged
     assert cispo[2:6] == ["10.0% ± 0.0%", "80.0% ± 0.0%", "-70.0 ± 0.0 pt", "1/1"]
-    assert cispo[8:] == ["0.200 ± 0.000", "0.020 ± 0.000 |"]  # max of neg_down over iterations; NaN bins ignored
+    assert cispo[9:] == ["0.200 ± 0.000", "0.020 ± 0.000 |"]  # max of neg_down over iterations; NaN bins ignored
 
 
 def test_table_without_any_kl_split_has_no_kl_columns():
