@@ -18,6 +18,8 @@ from sampo_ref.checkpoint import read_metrics
 PANELS = [  # (metric key, title)
     ("rollout/success", "success, training rollouts"),
     ("eval/success", "success, held-out games"),
+    ("rollout/return", "episode return, training rollouts"),
+    ("groups/uniform_return", "groups with equal returns (no signal)"),
     ("rollout/valid_action", "valid-action ratio"),
     ("actor/entropy_old", "policy entropy (nats/token)"),
     ("actor/grad_norm", "gradient norm (before clipping)"),
@@ -59,7 +61,7 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
             raise FileNotFoundError(f"{run_dir}: no metrics.jsonl and config.json; expected a run directory")
         settings[json.dumps(_setting(run_dir), sort_keys=True)].append(read_metrics(run_dir / "metrics.jsonl"))
     labels = dict(zip(settings, _labels([json.loads(k) for k in settings])))
-    fig, axes = plt.subplots(2, 4, figsize=(17, 7))
+    fig, axes = plt.subplots(2, 5, figsize=(21, 7))  # the panels, then the legend
     for ax, (metric, name) in zip(axes.flat, PANELS):
         for key, runs in settings.items():
             curves = [_curve(records, metric) for records in runs]
