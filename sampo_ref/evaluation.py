@@ -3,6 +3,7 @@
     sampo-ref eval runs/grpo-coin-L1-s0-…                 the run's final policy (else its last checkpoint)
     sampo-ref eval tiny --family coin treasure --level 1 2  the warm-started tiny policy, per family × level
     sampo-ref eval ./my-model --games 128 --temperature 0   any saved model, greedy
+    sampo-ref eval runs/alfworld-sampo-… --split valid_unseen  ALFWorld, success per task type
 
 One episode per held-out game (group size 1), with sampling settings of its own (default: the
 validation protocol of SPEC §12.4, temperature 0.6, top-p 0.95, top-k 20). Results: a markdown
@@ -30,8 +31,10 @@ class EvalConfig:
     """Toy families to evaluate; default: the run's own (or coin for a model)."""
     level: list[int] = field(default_factory=list)
     """Toy levels to evaluate; default: the run's own (or 1 for a model)."""
+    split: str = ""
+    """ALFWorld: valid_seen or valid_unseen; default: the run's eval_split."""
     games: int = 0
-    """Held-out games per family × level; 0 = the run's eval_games (64 for a model)."""
+    """Held-out games per task; 0 = the run's eval_games (64 for a model; ALFWorld: 0 = the whole split)."""
     temperature: float = 0.6
     """Sampling temperature; 0 = greedy."""
     top_p: float = 0.95
@@ -83,24 +86,25 @@ def run_eval(ec: EvalConfig) -> dict:
     is_run = (target / "config.json").exists()
     base = TrainConfig.from_dict(json.loads((target / "config.json").read_text())) if is_run else TrainConfig(
         model=ec.target, eval_games=64)
-    families = ec.family or [base.family]
-    levels = ec.level or [base.level]
-    settings = dict(eval_temperature=ec.temperature, eval_top_p=ec.top_p, eval_top_k=ec.top_k, device=ec.device)
+    settings = dict(eval_temperature=ec.temperature, eval_top_p=ec.top_p, eval_top_k=ec.top_k, device=ec.device,
+                    eval_games=ec.games or base.eval_games)
+    if base.env == "alfworld":  # one task, broken down by task type
+        splits = {f"alfworld-{ec.split or base.eval_split}": dict(eval_split=ec.split or base.eval_split)}
+    else:
+        splits = {f"{f}-L{lv}": dict(family=f, level=lv) for f in ec.family or [base.family] for lv in ec.level or [base.level]}
     seed = base.seed if ec.seed is None and is_run else ec.seed or 0
     device = pick_device(ec.device)
     policy = load_policy(str(_policy_dir(target)), device) if is_run else None
     results = {"target": ec.target, "policy": str(_policy_dir(target)) if is_run else ec.target,
                "sampling": {"temperature": ec.temperature, "top_p": ec.top_p, "top_k": ec.top_k, "seed": seed},
                "tasks": {}}
-    for family in families:
-        for level in levels:
-            cfg = TrainConfig(**{**base.to_dict(), **settings, "family": family, "level": level,
-                                 "eval_games": ec.games or base.eval_games})
-            cfg.validate()
-            task = make_task(cfg)
-            pol = policy or make_policy(cfg, task, device)
-            _, trajs = evaluate(pol, task, task.eval_pool, cfg, seed=seed)
-            results["tasks"][f"{family}-L{level}"] = summarise(trajs, [task.category(tau.task) for tau in trajs])
+    for name, where in splits.items():
+        cfg = TrainConfig(**{**base.to_dict(), **settings, **where})
+        cfg.validate()
+        task = make_task(cfg)
+        pol = policy or make_policy(cfg, task, device)
+        _, trajs = evaluate(pol, task, task.eval_pool, cfg, seed=seed)
+        results["tasks"][name] = summarise(trajs, [task.category(tau.task) for tau in trajs])
     return results
 
 
