@@ -6,9 +6,14 @@ The defaults are the toy experiment that ``sampo-ref train`` runs with no argume
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from sampo_ref.algos.common import AGG_MODES
+
+
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # a Hugging Face hub id, owner/name
 
 
 @dataclass
@@ -192,6 +197,11 @@ class TrainConfig:
             ("top_k", self.top_k >= 0, "≥ 0"),
             ("mini_batch_size", self.mini_batch_size >= 1, "≥ 1"),
             ("micro_batch_size", 1 <= self.micro_batch_size <= self.mini_batch_size, f"in [1, mini_batch_size={self.mini_batch_size}]"),
+            ("mini_batch_size", self.mini_batch_size <= self.max_rows(),
+             f"≤ {self.max_rows()}, the most turn-rows a rollout batch can hold (tasks_per_iter × group_size × turn limit)"),
+            ("model", self.model == "tiny" or Path(self.model).expanduser().is_dir()
+             or (not self.model.startswith((".", "/", "~")) and HUB_ID.fullmatch(self.model) is not None),
+             "'tiny', an existing save_pretrained directory, or a hub id 'owner/name'"),
             ("ppo_epochs", self.ppo_epochs >= 1, "≥ 1"),
             ("lr", self.lr > 0, "> 0"),
             ("weight_decay", self.weight_decay >= 0, "≥ 0"),
@@ -237,6 +247,14 @@ class TrainConfig:
         from sampo_ref.envs.alfworld import default_data_dir
 
         return self.alfworld_data or default_data_dir()
+
+    def max_rows(self) -> int:
+        """The most turn-rows one rollout batch can hold: every episode running to the turn limit."""
+        from toy_envs import LEVELS
+
+        level = LEVELS.get(self.family, {}).get(self.level)
+        turns = self.max_turns or (level.max_turns if self.env == "toy" and level else 50)
+        return self.tasks_per_iter * self.group_size * turns
 
     def to_dict(self) -> dict:
         return asdict(self)

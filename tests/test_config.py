@@ -21,6 +21,9 @@ from sampo_ref.config import ConfigError, TrainConfig
         ("train_games", 4, "≥ tasks_per_iter"),
         ("temperature", 0.0, "> 0"),
         ("top_p", 0.0, "in (0, 1]"),
+        ("mini_batch_size", 100_000, "the most turn-rows a rollout batch can hold"),
+        ("model", "./no-such-model-dir", "an existing save_pretrained directory"),
+        ("model", "gpt-nonsense", "a hub id 'owner/name'"),
     ],
 )
 def test_bad_value_names_field_value_and_allowed(field, value, expected):
@@ -49,3 +52,13 @@ def test_a_run_directory_is_never_overwritten(tmp_path):
     with pytest.raises(ConfigError, match="already holds a run"):
         train(TrainConfig(run_dir=str(tmp_path)))
     assert (tmp_path / "metrics.jsonl").read_text() == '{"iteration": 0}\n'
+
+
+def test_missing_alfworld_data_dir_says_how_to_get_it(tmp_path):
+    from sampo_ref.envs.alfworld import data_problem
+
+    if data_problem(tmp_path).startswith("env='alfworld' needs the alfworld package"):
+        pytest.skip("alfworld is not installed (the dev extra installs it)")
+    cfg = TrainConfig(env="alfworld", alfworld_data=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"alfworld_data='.*nowhere' has no json_2.1.1/train: .*alfworld-download"):
+        cfg.validate()
