@@ -332,11 +332,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     for it in bar:
         t0 = time.perf_counter()
         # 1. rollout (with dynamic sampling: drop all-equal groups and roll out again, SPEC §7) -----
+        generated: list[Trajectory] = []  # every trajectory of every try, kept or not
+
         def rollout_groups() -> list[list[Trajectory]]:
             games = rng.sample(task.train_pool, cfg.tasks_per_iter)
             with precision(cfg, policy.device):
                 trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
                                 task.prompt, rollout_cfg, rng)
+            generated.extend(trajs)
             return [trajs[i : i + cfg.group_size] for i in range(0, len(trajs), cfg.group_size)]
 
         resample = algo.filter or (dynamic_sample if cfg.filter_groups else None)
@@ -360,6 +363,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         t3 = time.perf_counter()
         # 5. log, evaluate, checkpoint ----------------------------------------------------------
         record = {"iteration": it, **rollout_metrics(trajs, batch, "rollout"), **upd,
+                  # the policy's success: over all generated trajectories (rollout/success is over the
+                  # kept ones, which the filter biases towards mixed groups)
+                  "rollout/success_all": float(np.mean([t.won for t in generated])),
                   **{f"filter/{k}": v for k, v in filter_info.items()},
                   **batch_diagnostics(trajs, batch), "time/rollout": t1 - t0, "time/logprobs": t2 - t1,
                   "time/update": t3 - t2, "time/iteration": t3 - t0}
