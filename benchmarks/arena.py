@@ -152,6 +152,7 @@ def summarize(records: list[dict]) -> dict:
     }
     for key in KL_BINS:
         out[f"{key}_max"] = _finite_max(_series(records, key))
+        out[f"{key}_mean"] = float(np.mean(_series(records, key) or [float("nan")]))
     out["collapsed"] = collapsed(out)
     return out
 
@@ -330,8 +331,10 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {} if args.iterations is None else {"iterations": args.iterations}
     extra = {"command": shlex.join(["python", "benchmarks/arena.py", *(sys.argv[1:] if argv is None else argv)])}
     previous = args.report / "results.json"
-    if args.report_only and previous.exists():  # keep the command and wall time of the run that trained
-        extra = {k: v for k, v in json.loads(previous.read_text()).items() if k not in ("arena", "collapse_rule", "runs")}
+    if args.report_only:
+        if previous.exists():  # keep the command and wall time of the arena that trained the runs
+            extra = {k: v for k, v in json.loads(previous.read_text()).items()
+                     if k not in ("arena", "collapse_rule", "runs")}
     else:
         start = time.perf_counter()
         seconds = run_all(args.out, args.presets, args.seeds, overrides, args.workers, args.threads)

@@ -104,6 +104,14 @@ def test_report_without_finished_runs_says_so(tmp_path):
         arena.report(tmp_path, ["grpo"], [0], {}, tmp_path / "report", {})
 
 
+def test_report_only_trains_nothing(tmp_path, monkeypatch):
+    fake_arena(tmp_path / "runs", ["grpo"], [0])
+    monkeypatch.setattr(arena, "run_all", lambda *a, **k: pytest.fail("--report-only started training"))
+    arena.main(["--report-only", "--presets", "grpo", "--seeds", "0", "--out", str(tmp_path / "runs"),
+                "--report", str(tmp_path / "report")])
+    assert (tmp_path / "report" / "results.md").exists()
+
+
 def test_unknown_preset_is_named(tmp_path):
     with pytest.raises(SystemExit, match=r"--presets \['grpo_x'\] is not allowed"):
         arena.main(["--presets", "grpo_x", "--out", str(tmp_path)])
