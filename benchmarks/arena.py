@@ -15,7 +15,7 @@ Afterwards it writes, into ``--report`` (default docs/img/arena):
 * ``results.json``: the per-run summaries, the arena config, the command and the wall time;
 * ``success.png``: held-out and training-rollout success per preset, mean ± std over seeds;
 * ``kl_split.png``: k3 KL to the reference split by advantage sign × ratio direction (Finding 2);
-* ``stability.png``: gradient norm, valid-format ratio and masked rows per preset.
+* ``stability.png``: the largest gradient norm of each rollout's updates and the valid-format ratio.
 
 ``--report-only`` rebuilds the report from the run directories without training.
 """
@@ -207,14 +207,16 @@ def _curves(runs: list[list[dict]], key: str) -> tuple[list[int], np.ndarray]:
     return iters, np.array([[c[i] for i in iters] for c in per_run]).reshape(len(per_run), len(iters))
 
 
-def _band(ax, runs: list[list[dict]], key: str, label: str, **style) -> None:
-    """Mean over seeds with a ± std band (nothing when no seed logged ``key``)."""
+def _band(ax, runs: list[list[dict]], key: str, label: str, spread: str = "std", **style) -> None:
+    """Mean over seeds with a band: ± std (``spread="std"``) or the seeds' min to max (``"range"``, for
+    log scales, where mean − std can be negative); nothing when no seed logged ``key``."""
     iters, values = _curves(runs, key)
     if not iters:
         return
-    mean, std = values.mean(0), values.std(0)
+    mean = values.mean(0)
+    low, high = (mean - values.std(0), mean + values.std(0)) if spread == "std" else (values.min(0), values.max(0))
     line, = ax.plot(iters, mean, label=label, **style)
-    ax.fill_between(iters, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.fill_between(iters, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
 def _grid(n: int, title: str, sharey: bool = False):
@@ -254,22 +256,24 @@ def plot_success(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -
 
 
 def plot_kl_split(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
-    """One panel per preset: k3 KL to the reference in the four bins of SPEC §11 (mean ± std, log scale)."""
-    plt, fig, axes = _grid(len(runs), f"k3 KL to the reference by advantage sign × ratio direction — {subtitle}",
+    """One panel per preset: k3 KL to the reference in the four bins of SPEC §11 (mean, seeds' range, log scale)."""
+    plt, fig, axes = _grid(len(runs), f"k3 KL to the reference by advantage sign × ratio direction (mean, band: "
+                                      f"seeds' min–max) — {subtitle}",
                            sharey=True)
     colors = ["tab:green", "tab:olive", "tab:purple", "tab:red"]
     for ax, (preset, seeds) in zip(axes, runs.items()):
         for (key, name), color in zip(KL_BINS.items(), colors):
-            _band(ax, seeds, key, name, color=color)
+            _band(ax, seeds, key, name, spread="range", color=color)
         ax.set(title=preset, yscale="log", xlabel="iteration")
     _save(plt, fig, axes, path)
 
 
 def plot_stability(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
     """Per-iteration extremes that announce a collapse in the paper: gradient norm and valid-format ratio."""
-    plt, fig, axes = _grid(len(runs), f"Max gradient norm (left) and valid format (right) — {subtitle}", sharey=True)
+    plt, fig, axes = _grid(len(runs), f"Max gradient norm (left; band: seeds' min–max) and valid format "
+                                      f"(right; ± std) — {subtitle}", sharey=True)
     for ax, (preset, seeds) in zip(axes, runs.items()):
-        _band(ax, seeds, "actor/grad_norm_max", "max grad norm (before clipping)", color="tab:orange")
+        _band(ax, seeds, "actor/grad_norm_max", "max grad norm (before clipping)", spread="range", color="tab:orange")
         ax.set(title=preset, xlabel="iteration", yscale="log")
         twin = ax.twinx()
         _band(twin, seeds, "rollout/valid_format", "valid-format ratio", color="tab:gray")
