@@ -58,7 +58,7 @@ KL_BINS = {  # metrics.jsonl key → bin of SPEC §11's KL-to-reference split
 # * fell: its final held-out success lies at least COLLAPSE_DROP below its best held-out success and
 #   below COLLAPSE_SHARE of it (it learned, then lost most of it);
 # * dead: its last COLLAPSE_LAST training rollouts won no episode at all (the warm start wins ≈ 6–9 % of
-#   them, so 0 of 3 × 32 episodes by chance has probability ≈ 1e-3 or less);
+#   them, so 0 of 3 × 32 episodes by chance has probability ≈ 3e-3 or less);
 # * format: a training rollout's valid-format ratio fell below COLLAPSE_FORMAT.
 COLLAPSE_DROP, COLLAPSE_SHARE, COLLAPSE_LAST, COLLAPSE_FORMAT = 0.2, 0.5, 3, 0.5
 
