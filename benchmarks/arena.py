@@ -5,7 +5,7 @@
 
 Each (preset, seed) trains in its own run directory ``OUT/<preset>-s<seed>`` through
 ``sampo_ref.presets.preset_config`` and ``sampo_ref.trainer.train``, in ``--workers`` processes of
-one torch thread each. A run whose directory already holds a finished run is skipped, so a killed
+``--threads`` torch threads each (default 2 × 1). A run whose directory already holds a finished run is skipped, so a killed
 arena is resumed by running the same command again (an unfinished run restarts from its last
 checkpoint, or from scratch if it has none).
 
@@ -41,7 +41,7 @@ PRESETS = ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "da
 # Shared by every arena run on top of each preset (which sets only its four axes), chosen so that a run
 # takes a minute or two on one CPU thread and the update is aggressive enough for the surrogates to
 # differ (docs/arena.md): coin level 1 with a 10-turn limit, 4 tasks × 8 copies per iteration
-# (≈ 32 × 9 turn-rows) cut into 16-row mini-batches, so ≈ 18 optimiser steps per rollout, all but the
+# (≈ 290 turn-rows) cut into 16-row mini-batches, so ≈ 19 optimiser steps per rollout, all but the
 # first off-policy (the toy default takes ≈ 9 steps of 128 rows from a 4× larger batch).
 ARENA = dict(family="coin", level=1, max_turns=10, iterations=12, tasks_per_iter=4, group_size=8, train_games=32,
              eval_games=32, mini_batch_size=16, micro_batch_size=16, lr=5e-4, eval_every=3, save_every=3,
