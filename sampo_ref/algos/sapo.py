@@ -17,7 +17,9 @@ Docs page: ``docs/algorithms/sapo.md``.
 
 Defaults and their sources:
 * t_kl = 0.8 (= 1 - eps_l) and w_kl = 0.1: PROJECT CHOICES. The paper's values were not
-  available (SPEC §4.5); suggested sweep t_kl in {0.5, 0.8, 0.9, 1.0} x w_kl in {0.01, 0.1, 1}.
+  available (SPEC §4.5); chosen on a toy sweep t_kl in {0.5, 0.8, 0.95} x w_kl in {0.01, 0.1, 1}
+  (``benchmarks/sapo_sweep.py``, table in docs/algorithms/sapo.md): t_kl = 0.5 barely acts,
+  w_kl = 1 gave the largest gradient norms, the middle of the grid is flat within noise.
 * include_zero_adv = True: as in the paper's published code listing (secondary); the abstract
   says "positive" tokens, and ``False`` gives P = {A > 0} (project choice, SPEC §4.5).
 * clip_low = clip_high = 0.2, no dual clip: the listing (SPEC §4.5) with the GRPO default eps.
