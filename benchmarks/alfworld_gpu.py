@@ -66,9 +66,13 @@ def measure(args) -> dict:
     data = Path(args.alfworld_data or tempfile.mkdtemp(prefix="alfworld-synth-"))
     if not (data / "json_2.1.1").exists():
         write_games(data, max(1, -(-args.tasks // 5)))  # every task type, enough training games
+    full = preset_config("alfworld-sampo")
+    rows = args.tasks * args.copies * args.turns  # a mini-batch may not exceed the most rows a rollout can hold
     cfg = preset_config("alfworld-sampo", alfworld_data=str(data), tasks_per_iter=args.tasks, group_size=args.copies,
                         max_turns=args.turns, max_new_tokens=args.max_new_tokens, dtype=args.dtype,
-                        gradient_checkpointing=args.dtype == "bfloat16", train_games=0, eval_games=0)
+                        gradient_checkpointing=args.dtype == "bfloat16", train_games=0, eval_games=0,
+                        mini_batch_size=min(full.mini_batch_size, rows),
+                        micro_batch_size=min(full.micro_batch_size, full.mini_batch_size, rows))
     cfg.validate()
     task = AlfworldTask(data, max_turns=cfg.max_turns, win_reward=cfg.win_reward, history=cfg.history)
     rng = random.Random(0)

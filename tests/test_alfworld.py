@@ -180,8 +180,8 @@ def test_tiny_policy_trains_end_to_end_on_synthetic_games(tmp_path, data, monkey
     run = tmp_path / "run"
     main(["train", "--preset", "alfworld-sampo", "--model", "tiny", "--alfworld-data", str(data),
           "--train-games", "2", "--eval-games", "1", "--tasks-per-iter", "1", "--group-size", "2",
-          "--max-turns", "2", "--iterations", "1", "--max-new-tokens", "12", "--mini-batch-size", "8",
-          "--micro-batch-size", "8", "--dtype", "float32", "--no-gradient-checkpointing", "--no-progress",
+          "--max-turns", "2", "--iterations", "1", "--max-new-tokens", "12", "--mini-batch-size", "4",
+          "--micro-batch-size", "4", "--dtype", "float32", "--no-gradient-checkpointing", "--no-progress",
           "--save-every", "0", "--no-tensorboard", "--run-dir", str(run)])
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     step = next(r for r in records if r["iteration"] == 1 and "rollout/success" in r)
