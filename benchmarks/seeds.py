@@ -1,6 +1,8 @@
 """Run the default toy experiment for several seeds and print the results table.
 
-    .venv/bin/python benchmarks/seeds.py [--seeds 0 1 2] [--preset grpo] [extra sampo-ref train flags]
+    .venv/bin/python benchmarks/seeds.py [--seeds 0 1 2] [--preset NAME] [extra sampo-ref train flags]
+
+The preset defaults to the one ``sampo-ref train`` runs (``sampo``).
 
 Prints one row per seed and the mean ± std, in markdown (the table in docs/results.md).
 """
@@ -13,6 +15,7 @@ import time
 
 import tyro
 
+from sampo_ref.cli import DEFAULT_PRESET
 from sampo_ref.config import TrainConfig
 from sampo_ref.presets import preset_config
 from sampo_ref.trainer import train
@@ -21,7 +24,7 @@ from sampo_ref.trainer import train
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--preset", default="grpo")
+    parser.add_argument("--preset", default=DEFAULT_PRESET)
     args, extra = parser.parse_known_args()
     base = tyro.cli(TrainConfig, default=preset_config(args.preset), args=[a for a in extra if a != "--"])
     rows = []
