@@ -14,6 +14,20 @@ from sampo_ref.tiny import TinyConfig, new_model, train_tokenizer
 
 USER_CACHE = os.environ.get("SAMPO_REF_CACHE")  # before any fixture points it at a temporary folder
 
+
+def use_user_cache(mp: pytest.MonkeyPatch) -> None:
+    """Point SAMPO_REF_CACHE back at the user's cache: games and the tiny policy are shared with
+    `make demo` instead of being made again in a test folder."""
+    if USER_CACHE is None:
+        mp.delenv("SAMPO_REF_CACHE", raising=False)
+    else:
+        mp.setenv("SAMPO_REF_CACHE", USER_CACHE)
+
+
+@pytest.fixture
+def user_cache(monkeypatch):
+    use_user_cache(monkeypatch)
+
 CORPUS = [
     "goal: find the coin and take it\nroom: kitchen\nhistory: hall > go east\nactions: go east; go west; take coin",
     "<action>go east</action> <action>take coin</action> <action>go west</action> look inventory",

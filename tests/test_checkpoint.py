@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -21,15 +20,6 @@ from sampo_ref.trainer import train
 
 SMALL = dict(train_games=16, eval_games=4, tasks_per_iter=2, group_size=4, mini_batch_size=32, micro_batch_size=16,
              eval_every=0, progress=False, seed=1)
-
-
-@pytest.fixture
-def user_cache(monkeypatch):
-    """Games and the tiny policy from the user's cache (shared with `make demo`)."""
-    if USER_CACHE is None:
-        monkeypatch.delenv("SAMPO_REF_CACHE", raising=False)
-    else:
-        monkeypatch.setenv("SAMPO_REF_CACHE", USER_CACHE)
 
 
 def comparable(metrics: list[dict]) -> list[dict]:

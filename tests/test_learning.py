@@ -20,13 +20,12 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sampo_ref.cli import DEFAULT_PRESET
 from sampo_ref.presets import preset_config
 from sampo_ref.trainer import train
-from conftest import USER_CACHE
+from conftest import use_user_cache
 
 MIN_TRAIN_GAIN = 0.30  # training-game success must rise by at least 30 points
 
@@ -36,15 +35,6 @@ VARIANT_RUN = dict(family="coin", level=1, max_turns=10, iterations=8, train_gam
                    group_size=8, mini_batch_size=128, micro_batch_size=128, cold_start_steps=1, eval_every=0,
                    save_every=0, samples=0, tensorboard=False, progress=False)
 MIN_VARIANT_GAIN = 0.10  # the smallest measured gain over seeds 0-1 was +0.16 (cispo)
-
-
-@pytest.fixture
-def user_cache(monkeypatch):
-    """The user's cache (games and the tiny policy are shared with `make demo`), not a test folder."""
-    if USER_CACHE is None:
-        monkeypatch.delenv("SAMPO_REF_CACHE", raising=False)
-    else:
-        monkeypatch.setenv("SAMPO_REF_CACHE", USER_CACHE)
 
 
 @pytest.mark.slow
@@ -80,10 +70,7 @@ def variant_gains(seed: int, root: Path, workers: int = 2) -> dict[str, tuple[fl
 @pytest.fixture(scope="module")
 def gains(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        if USER_CACHE is None:
-            mp.delenv("SAMPO_REF_CACHE", raising=False)
-        else:
-            mp.setenv("SAMPO_REF_CACHE", USER_CACHE)
+        use_user_cache(mp)
         return variant_gains(0, tmp_path_factory.mktemp("variants"))
 
 
