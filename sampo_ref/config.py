@@ -250,11 +250,14 @@ class TrainConfig:
 
     def max_rows(self) -> int:
         """The most turn-rows one rollout batch can hold: every episode running to the turn limit."""
-        from toy_envs import LEVELS
+        if self.env == "alfworld":
+            from sampo_ref.envs.alfworld import MAX_TURNS as default_turns
+        else:
+            from toy_envs import LEVELS
 
-        level = LEVELS.get(self.family, {}).get(self.level)
-        turns = self.max_turns or (level.max_turns if self.env == "toy" and level else 50)
-        return self.tasks_per_iter * self.group_size * turns
+            level = LEVELS.get(self.family, {}).get(self.level)
+            default_turns = level.max_turns if level else 0  # an unknown family or level fails its own check first
+        return self.tasks_per_iter * self.group_size * (self.max_turns or default_turns)
 
     def to_dict(self) -> dict:
         return asdict(self)

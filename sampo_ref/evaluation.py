@@ -17,7 +17,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import tyro
 
 from sampo_ref.config import ConfigError, TrainConfig
@@ -64,12 +63,11 @@ def _policy_dir(run_dir: Path) -> Path:
 def summarise(trajs: list, categories: list[str]) -> dict[str, dict]:
     """Success, return, turns and valid-action ratio over all trajectories and, if there are
     several categories (ALFWorld's task types), per category."""
+    from sampo_ref.trainer import episode_metrics
+
     def stats(ts: list) -> dict:
-        turns = [t for tau in ts for t in tau.turns]
-        return {"episodes": len(ts), "success": float(np.mean([tau.won for tau in ts])),
-                "return": float(np.mean([tau.episode_return for tau in ts])),
-                "turns": float(np.mean([len(tau.turns) for tau in ts])),
-                "valid_action": float(np.mean([t.valid for t in turns])) if turns else float("nan")}
+        m = episode_metrics(ts)
+        return {"episodes": len(ts), **{k: m[k] for k in ("success", "return", "turns", "valid_action")}}
 
     out = {"all": stats(trajs)}
     for cat in sorted(set(categories)) if len(set(categories)) > 1 else ():
@@ -94,8 +92,9 @@ def run_eval(ec: EvalConfig) -> dict:
         splits = {f"{f}-L{lv}": dict(family=f, level=lv) for f in ec.family or [base.family] for lv in ec.level or [base.level]}
     seed = base.seed if ec.seed is None and is_run else ec.seed or 0
     device = pick_device(ec.device)
-    policy = load_policy(str(_policy_dir(target)), device) if is_run else None
-    results = {"target": ec.target, "policy": str(_policy_dir(target)) if is_run else ec.target,
+    policy_path = str(_policy_dir(target)) if is_run else ec.target
+    policy = load_policy(policy_path, device) if is_run else None
+    results = {"target": ec.target, "policy": policy_path,
                "sampling": {"temperature": ec.temperature, "top_p": ec.top_p, "top_k": ec.top_k, "seed": seed},
                "tasks": {}}
     for name, where in splits.items():

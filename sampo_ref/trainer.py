@@ -213,18 +213,23 @@ def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, 
     return out
 
 
-def rollout_metrics(trajs: list[Trajectory], batch: TurnBatch, prefix: str) -> dict:
-    """Success, return, turns, validity and response length of a list of trajectories."""
+def episode_metrics(trajs: list[Trajectory]) -> dict[str, float]:
+    """Success, return and turns per episode; valid-format and valid-action ratios per turn."""
     turns = [t for tau in trajs for t in tau.turns]
     return {
-        f"{prefix}/success": float(np.mean([tau.won for tau in trajs])),
-        f"{prefix}/return": float(np.mean([tau.episode_return for tau in trajs])),
-        f"{prefix}/turns": float(np.mean([len(tau.turns) for tau in trajs])),
-        f"{prefix}/valid_format": float(np.mean([t.format_valid for t in turns])),
-        f"{prefix}/valid_action": float(np.mean([t.valid for t in turns])),
-        f"{prefix}/response_len": float(batch.response_mask.sum(1).mean()),
-        f"{prefix}/response_at_limit": float(np.mean([t.hit_limit for t in turns])),
+        "success": float(np.mean([tau.won for tau in trajs])),
+        "return": float(np.mean([tau.episode_return for tau in trajs])),
+        "turns": float(np.mean([len(tau.turns) for tau in trajs])),
+        "valid_format": float(np.mean([t.format_valid for t in turns])),
+        "valid_action": float(np.mean([t.valid for t in turns])),
     }
+
+
+def rollout_metrics(trajs: list[Trajectory], batch: TurnBatch, prefix: str) -> dict:
+    """``episode_metrics`` and the response length of a list of trajectories, keys ``prefix/…``."""
+    metrics = {**episode_metrics(trajs), "response_len": float(batch.response_mask.sum(1).mean()),
+               "response_at_limit": float(np.mean([t.hit_limit for tau in trajs for t in tau.turns]))}
+    return {f"{prefix}/{k}": v for k, v in metrics.items()}
 
 
 def evaluate(policy: Policy, task, games: list[Path], cfg: TrainConfig, seed: int) -> tuple[dict, list[Trajectory]]:

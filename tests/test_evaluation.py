@@ -7,7 +7,6 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from conftest import USER_CACHE
 from sampo_ref.cli import main
 from sampo_ref.config import TrainConfig
 from sampo_ref.evaluation import summarise
@@ -15,7 +14,7 @@ from sampo_ref.trainer import train
 
 
 def traj(won: bool, ret: float, valid: list[int]):
-    return NS(won=won, episode_return=ret, turns=[NS(valid=v) for v in valid])
+    return NS(won=won, episode_return=ret, turns=[NS(valid=v, format_valid=1) for v in valid])
 
 
 def test_summarise_by_hand():
@@ -27,14 +26,6 @@ def test_summarise_by_hand():
     assert out["heat"]["success"] == 0.5 and out["heat"]["valid_action"] == pytest.approx(4 / 6)
     assert out["cool"] == {"episodes": 1, "success": 1.0, "return": 9.9, "turns": 3.0, "valid_action": pytest.approx(2 / 3)}
     assert list(summarise(trajs, ["coin-L1"] * 3)) == ["all"]  # one category: no repeat of "all"
-
-
-@pytest.fixture
-def user_cache(monkeypatch):
-    if USER_CACHE is None:
-        monkeypatch.delenv("SAMPO_REF_CACHE", raising=False)
-    else:
-        monkeypatch.setenv("SAMPO_REF_CACHE", USER_CACHE)
 
 
 def test_eval_of_a_run_reproduces_its_final_held_out_success(tmp_path, user_cache, capsys):
