@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from sampo_ref.checkpoint import read_metrics
+from sampo_ref.diagnostics import KL_BINS
 from sampo_ref.plots import plot_runs
 from sampo_ref.presets import preset_config
 from sampo_ref.trainer import train
@@ -40,8 +41,17 @@ def main() -> None:
                 if k.startswith("warn/"):
                     first.setdefault(k[5:], r["iteration"])
         evals = [r["eval/success"] for r in records if "eval/success" in r]
+        its = [r for r in records if "rollout/success" in r]
+
+        def peak(key: str) -> float:
+            return max(r[key] for r in its if key in r)
+
         print(f"{name}: held-out success {evals[0]:.1%} → {evals[-1]:.1%}; warnings (first iteration): "
               + (", ".join(f"{k} ({i})" for k, i in first.items()) or "none"))
+        print(f"  groups with equal returns: max {peak('groups/uniform_return'):.1%}, last "
+              f"{its[-1]['groups/uniform_return']:.1%}; entropy first → last {its[0]['actor/entropy_old']:.3f} → "
+              f"{its[-1]['actor/entropy_old']:.3f}; valid actions last {its[-1]['rollout/valid_action']:.1%}")
+        print("  largest KL to the reference per bin: " + ", ".join(f"{b} {peak(f'kl_ref/{b}'):.3f}" for b in KL_BINS))
 
 
 if __name__ == "__main__":
