@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The paper's table in its order (SPEC §9), then Search-Agent SAPO, then the sequence-masked extras (Finding 3).
+# The paper's table in its order (docs/dimensions.md#presets), then Search-Agent SAPO, then the sequence-masked extras (Finding 3).
 PRESETS = ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "dapo_grpo", "dapo_gigpo", "sampo",
            "sapo", "grpo_sm", "soft_sapo_sm", "cispo_sm"]
 
@@ -47,7 +47,7 @@ ARENA = dict(family="coin", level=1, max_turns=10, iterations=12, tasks_per_iter
              eval_games=32, mini_batch_size=16, micro_batch_size=16, lr=5e-4, eval_every=3, save_every=3,
              samples=1, progress=False, device="cpu")
 
-KL_BINS = {  # metrics.jsonl key → bin of SPEC §11's KL-to-reference split
+KL_BINS = {  # metrics.jsonl key → bin of the KL-to-reference split of docs/metrics.md
     "kl_ref/pos_up": "A>0, ratio up",
     "kl_ref/pos_down": "A>0, ratio down",
     "kl_ref/neg_up": "A≤0, ratio up",
@@ -256,7 +256,7 @@ def plot_success(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -
 
 
 def plot_kl_split(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
-    """One panel per preset: k3 KL to the reference in the four bins of SPEC §11 (mean, seeds' range, log scale)."""
+    """One panel per preset: k3 KL to the reference in the four bins of docs/metrics.md (mean, seeds' range, log scale)."""
     plt, fig, axes = _grid(len(runs), f"k3 KL to the reference by advantage sign × ratio direction (mean, band: "
                                       f"seeds' min–max) — {subtitle}",
                            sharey=True)

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sapo_sweep.py [--t 0.5 0.8 0.95] [--w 0.01 0.1 1.0] [--seeds 0 1]
 
-Neither value is given in any source the project has (SPEC §4.5), so the defaults in
+Neither value is given in any source the project has (docs/algorithms/sapo.md#key-equations), so the defaults in
 ``TrainConfig`` (t_kl = 0.8, w_kl = 0.1) are a project choice; this sweep is the evidence for it
 (docs/algorithms/sapo.md). Every point trains the ``sapo`` preset on the arena's toy setting
 (benchmarks/arena.py: the same task, batch and aggressive off-policy update), so the conditional

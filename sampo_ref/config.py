@@ -1,5 +1,5 @@
 """One flat training config. Each field's docstring is its ``--help`` line; symbols and equation
-tags refer to the docs (SPEC). Fields marked *memory* change memory use, never the mathematics.
+tags refer to the docs (docs/notation.md). Fields marked *memory* change memory use, never the mathematics.
 
 The defaults are the toy experiment that ``sampo-ref train`` runs with no arguments.
 """
@@ -34,7 +34,7 @@ class TrainConfig:
 
     # --- environment ---
     env: str = "toy"
-    """Environment: toy (TextWorld games of toy_envs) or alfworld (the real ALFWorld, SPEC §12; docs/alfworld.md)."""
+    """Environment: toy (TextWorld games of toy_envs) or alfworld (the real ALFWorld, docs/alfworld.md#2-the-testbed; docs/alfworld.md)."""
     family: str = "coin"
     """Toy task family (toy_envs.FAMILIES)."""
     level: int = 1
@@ -42,7 +42,7 @@ class TrainConfig:
     alfworld_data: str = ""
     """ALFWorld game data (json_2.1.1/, logic/); empty = $ALFWORLD_DATA, else ~/.cache/alfworld."""
     eval_split: str = "valid_seen"
-    """ALFWorld split of the held-out games: valid_seen (ARLArena's validation, SPEC §12.4) or valid_unseen."""
+    """ALFWorld split of the held-out games: valid_seen (ARLArena's validation, docs/alfworld.md#2-the-testbed) or valid_unseen."""
     train_games: int = 64
     """Games in the training pool (toy: seeds 0 .. train_games-1; ALFWorld: the first of the train split, 0 = all)."""
     eval_games: int = 64
@@ -50,13 +50,13 @@ class TrainConfig:
     max_turns: int = 0
     """Turn limit per episode; 0 = the family/level default."""
     history: int = 2
-    """H: earlier (observation, action) pairs shown in the prompt (SPEC §12.5)."""
+    """H: earlier (observation, action) pairs shown in the prompt (docs/alfworld.md#2-the-testbed)."""
     win_reward: float = 1.0
     """r^env on the winning turn (ALFWorld uses 10)."""
     invalid_penalty: float = 0.0
     """c_inv in (S1), subtracted from an invalid turn's row score. ARLArena: 0.1. Toy default 0: with GRPO's σ-normalisation any c_inv > 0 gives every valid turn of an all-fail group A > 0, and the tiny policy collapses into valid loops (docs/results.md)."""
     norm_adv_by_std: bool = True
-    """GRPO (S2) divides by the group's σ; False = Dr. GRPO's mean-centred advantage (SPEC §3.1)."""
+    """GRPO (S2) divides by the group's σ; False = Dr. GRPO's mean-centred advantage (docs/algorithms/grpo.md#key-equations)."""
 
     # --- policy and sampling ---
     model: str = "tiny"
@@ -82,7 +82,7 @@ class TrainConfig:
     tasks_per_iter: int = 8
     """N: tasks (games) per iteration."""
     group_size: int = 8
-    """G: copies of each task; one group (SPEC §2)."""
+    """G: copies of each task; one group (docs/rollout.md#from-trajectories-to-rows)."""
     mini_batch_size: int = 128
     """Rows per optimiser step. Several mini-batches per rollout make every step after the first off-policy."""
     micro_batch_size: int = 64
@@ -106,7 +106,7 @@ class TrainConfig:
     dual_clip: float = 3.0
     """c of (S10), > 1."""
     loss_agg: str = "token-mean"
-    """Aggregation mode (§5): token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
+    """Aggregation mode (docs/dimensions.md#loss-aggregation): token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
     kl_coef: float = 0.02
     """β of (S19): k3 KL to the reference (the initial policy), in the loss. ARLArena: 0.01."""
     entropy_coef: float = 0.001
@@ -142,21 +142,21 @@ class TrainConfig:
     sapo_include_zero_adv: bool = True
     """Search-Agent SAPO (S16): P includes A = 0 rows, as in the published listing."""
 
-    # --- dynamic sampling (DAPO filter, SPEC §7) ---
+    # --- dynamic sampling (DAPO filter, docs/algorithms/dynamic_sampling.md#the-rule) ---
     filter_groups: bool = False
     """Drop groups whose episode returns are all equal and roll out again (always on for SAMPO)."""
     max_num_gen_batches: int = 3
-    """Rollouts per iteration at most when filtering; the last one fills the batch (SPEC §7)."""
+    """Rollouts per iteration at most when filtering; the last one fills the batch (docs/algorithms/dynamic_sampling.md#the-rule)."""
     cold_start_steps: int = 0
     """Iterations before the filter starts (filter active from iteration cold_start_steps + 1)."""
 
     # --- evaluation and output ---
     eval_temperature: float = 0.6
-    """Evaluation sampling temperature; 0 = greedy. Default: ARLArena's validation protocol (SPEC §12.4)."""
+    """Evaluation sampling temperature; 0 = greedy. Default: ARLArena's validation protocol (docs/alfworld.md#2-the-testbed)."""
     eval_top_p: float = 0.95
-    """Evaluation nucleus sampling (SPEC §12.4)."""
+    """Evaluation nucleus sampling (docs/alfworld.md#2-the-testbed)."""
     eval_top_k: int = 20
-    """Evaluation top-k (SPEC §12.4)."""
+    """Evaluation top-k (docs/alfworld.md#2-the-testbed)."""
     eval_every: int = 10
     """Evaluate on held-out games every this many iterations (and always before and after)."""
     save_every: int = 10

@@ -1,4 +1,4 @@
-"""Stability diagnostics (SPEC §11): what a run logs besides its loss, and the collapse warning.
+"""Stability diagnostics (docs/metrics.md): what a run logs besides its loss, and the collapse warning.
 
 Three pieces, each used by the trainer once per iteration:
 
@@ -8,7 +8,7 @@ Three pieces, each used by the trainer once per iteration:
   the direction the update moved the row's tokens (ARLArena's Finding 2: in collapsing CISPO
   runs the bin "A ≤ 0, ratio down" runs away from the reference while the others stay flat);
 * ``CollapseWatch``: compares each iteration with the run so far and says, in words, when a
-  signal that preceded collapse in the paper (SPEC §11) appears.
+  signal that preceded collapse in the paper (docs/metrics.md) appears.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def kl_split(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: torch.Tensor,
 
     logp, logp_old, logp_ref: (B, T) log-probs of the response tokens under π_θ, π_old, π_ref;
     adv: (B,); mask: (B, T) response mask. A row's direction is "up" when the token mean of
-    π_θ(y_t) − π_old(y_t) is > 0 (the authors' flag, SPEC §11), else "down"; its sign bin is
+    π_θ(y_t) − π_old(y_t) is > 0 (the authors' flag, docs/metrics.md), else "down"; its sign bin is
     "pos" when A > 0, else "neg". Rows without tokens are left out. Sums and counts (not means)
     are returned so that micro- and mini-batches combine exactly.
     """
@@ -69,7 +69,7 @@ def kl_split(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: torch.Tensor,
 
 @dataclass
 class CollapseWatch:
-    """Warns when an iteration shows a signal that preceded collapse in ARLArena (SPEC §11).
+    """Warns when an iteration shows a signal that preceded collapse in ARLArena (docs/metrics.md).
 
     Each check compares the new iteration with the run so far (after ``warmup`` iterations):
     * valid-format ratio falls below ``format_drop`` × its best so far (the paper's CISPO collapse:

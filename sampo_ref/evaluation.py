@@ -6,7 +6,7 @@
     sampo-ref eval runs/alfworld-sampo-… --split valid_unseen  ALFWorld, success per task type
 
 One episode per held-out game (group size 1), with sampling settings of its own (default: the
-validation protocol of SPEC §12.4, temperature 0.6, top-p 0.95, top-k 20). Results: a markdown
+validation protocol of docs/alfworld.md#2-the-testbed, temperature 0.6, top-p 0.95, top-k 20). Results: a markdown
 table on stdout and a JSON file (default ``eval.json`` in the run directory, or ``--out``).
 The held-out games are those of training (same seeds), so a run and its evaluation agree.
 """

@@ -1,12 +1,12 @@
 """The strict action parser: model text -> (action sent to the env, format-valid, valid).
 
-SPEC §12.6 (ARLArena's ``alfworld_projection``). The whole response must be
+docs/alfworld.md#2-the-testbed (ARLArena's ``alfworld_projection``). The whole response must be
 
     [ws] <think> … </think> [ws] <action> … </action> [ws]
 
 with exactly one of each tag (case-insensitive) and no CJK character. The toy policy answers
 ``<action>…</action>`` alone, so ``require_think=False`` drops the think block (project choice,
-SPEC §12.5 "Toy variant").
+docs/architecture.md#the-toy-prompt).
 
 | case                                   | action sent to the env          | format_valid | valid          |
 |----------------------------------------|---------------------------------|--------------|----------------|
@@ -33,7 +33,7 @@ _CJK = re.compile("[\u4e00-\u9fff]")
 class ParsedAction:
     action: str  # what the environment receives
     format_valid: bool  # the strict form holds
-    valid: bool  # format_valid and the action is admissible (v_j in SPEC (S1))
+    valid: bool  # format_valid and the action is admissible (v_j in (S1))
 
 
 def _count(tag: str, text: str) -> int:
@@ -41,7 +41,7 @@ def _count(tag: str, text: str) -> int:
 
 
 def parse_action(text: str, admissible: list[str], require_think: bool = True) -> ParsedAction:
-    """Apply the strict rule of SPEC §12.6 to one response. Never raises."""
+    """Apply the strict rule of docs/alfworld.md#2-the-testbed to one response. Never raises."""
     tags = ["<action>", "</action>"] + (["<think>", "</think>"] if require_think else [])
     strict = _THINK_ACTION if require_think else _ACTION_ONLY
     match = strict.fullmatch(text)

@@ -6,7 +6,7 @@ Two operations touch the model, and both must agree token for token:
   KV cache on, stopping at ``</action>``, EOS or ``max_new_tokens``;
 * ``sequence_logprobs``: log π(y_t | x, y_<t) of each response token, recomputed after the
   rollout from the same (left-padded prompt ‖ right-padded response) layout, at the sampling
-  temperature (DESIGN §4: old log-probs are recomputed; sampling-time log-probs are kept only
+  temperature (docs/rollout.md#where-it-sits-in-an-iteration: old log-probs are recomputed; sampling-time log-probs are kept only
   for a mismatch diagnostic).
 
 Shapes: B rows, P prompt tokens (left-padded), T response tokens (right-padded), V vocabulary.
@@ -77,7 +77,7 @@ class Policy:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
 
     def encode_prompt(self, text: str) -> list[int]:
-        """One user message through the chat template, generation prompt added (SPEC §12.5)."""
+        """One user message through the chat template, generation prompt added (docs/alfworld.md#2-the-testbed)."""
         return self.tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True, return_dict=False
         )

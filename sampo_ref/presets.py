@@ -1,5 +1,5 @@
-"""Named presets: one per row of ARLArena's main table (SPEC §9), plus the extras, at toy scale,
-and the same rows at the paper's full scale on ALFWorld (``alfworld-<row>``, SPEC §8–§9).
+"""Named presets: one per row of ARLArena's main table (docs/dimensions.md#presets), plus the extras, at toy scale,
+and the same rows at the paper's full scale on ALFWorld (``alfworld-<row>``, docs/dimensions.md#presets).
 
 A preset is a set of config overrides on top of the toy defaults of ``TrainConfig``; flags given
 on the command line override the preset (``sampo-ref train --preset sampo --seed 2``). Presets
@@ -22,7 +22,7 @@ TOY_FILTER = dict(filter_groups=True, max_num_gen_batches=3, cold_start_steps=2)
 TOY_GSPO_CLIP = dict(clip_low=3e-2, clip_high=4e-2)
 SEQ_MASK = dict(seq_mask=True, seq_mask_delta=3e-3)  # δ of [ARL] seq_mask/train_*_seq_mask.sh
 
-# Full scale (SPEC §8–§9, [ARL] examples/embody_agent_trainer/Qwen3-4B/train_*.sh): the paper's clip and filter
+# Full scale (docs/dimensions.md#presets, [ARL] examples/embody_agent_trainer/Qwen3-4B/train_*.sh): the paper's clip and filter
 ALFWORLD_FILTER = dict(filter_groups=True, max_num_gen_batches=3, cold_start_steps=15)
 ALFWORLD_GSPO_CLIP = dict(clip_low=3e-3, clip_high=4e-3)
 ALFWORLD = dict(
@@ -39,9 +39,9 @@ ALFWORLD = dict(
 
 
 def table_rows(gspo_clip: dict, dynamic_filter: dict) -> dict[str, dict]:
-    """SPEC §9's rows and extras; the clip of the turn-ratio rows and the filter's schedule depend on the scale."""
+    """the rows and extras of docs/dimensions.md#presets; the clip of the turn-ratio rows and the filter's schedule depend on the scale."""
     return {
-        # ARLArena main table (SPEC §9), in the table's order
+        # ARLArena main table (docs/dimensions.md#presets), in the table's order
         "grpo": dict(algo="grpo"),
         "grpo_st": dict(algo="grpo", loss_agg="seq-mean-token-mean"),
         "soft_sapo": dict(algo="soft_sapo", tau_pos=1.0, tau_neg=1.05),
@@ -52,7 +52,7 @@ def table_rows(gspo_clip: dict, dynamic_filter: dict) -> dict[str, dict]:
         "dapo_grpo": dict(algo="grpo", **dynamic_filter),
         "dapo_gigpo": dict(algo="gigpo", **dynamic_filter),
         "sampo": dict(algo="sampo", loss_agg="seq-mean-token-mean", **gspo_clip, **dynamic_filter),
-        # extras (SPEC §9, second table)
+        # extras (docs/dimensions.md#presets, second table)
         "grpo_sm": dict(algo="grpo", **SEQ_MASK),
         "soft_sapo_sm": dict(algo="soft_sapo", **SEQ_MASK),
         "cispo_sm": dict(algo="cispo", clip_low=1.0, clip_high=0.2, **SEQ_MASK),

@@ -1,6 +1,6 @@
 """The multi-turn rollout loop shared by every algorithm, and the turn-row batch it produces.
 
-DESIGN §4, SPEC §2. ``collect`` plays N tasks × G copies (copies of a task are the same game from
+docs/rollout.md. ``collect`` plays N tasks × G copies (copies of a task are the same game from
 the same start: one *group*) in lock-step:
 
     for turn k = 0 .. max_turns-1:
@@ -10,7 +10,7 @@ the same start: one *group*) in lock-step:
         env.step(action) for each active env    (invalid → env answers as for an unknown command)
         record one Turn per active env
 
-Every active turn becomes one row (SPEC §2 "Rows"): a "sequence" in GSPO, seq-mean aggregation
+Every active turn becomes one row (docs/rollout.md#from-trajectories-to-rows): a "sequence" in GSPO, seq-mean aggregation
 and sequence masking is one turn's response. ``TurnBatch.from_trajectories`` stacks the rows into
 padded tensors. Shapes: B rows, P prompt tokens (left-padded), T response tokens (right-padded).
 """
@@ -49,7 +49,7 @@ class Turn:
 
 @dataclass
 class Trajectory:
-    group_id: int  # shared by the G copies of one task; fresh at every reset (SPEC §2)
+    group_id: int  # shared by the G copies of one task; fresh at every reset (docs/rollout.md#from-trajectories-to-rows)
     traj_id: int  # unique per copy per reset
     task: str  # which game
     turns: list[Turn] = field(default_factory=list)
@@ -57,7 +57,7 @@ class Trajectory:
 
     @property
     def episode_return(self) -> float:
-        """R_τ = Σ_k r^env_k over active turns, no penalty (SPEC §2)."""
+        """R_τ = Σ_k r^env_k over active turns, no penalty (docs/rollout.md#from-trajectories-to-rows)."""
         return sum(t.env_reward for t in self.turns)
 
 
@@ -141,7 +141,7 @@ def collect(
 
 @dataclass
 class TurnBatch:
-    """All turn-rows of a rollout as padded tensors (DESIGN §4)."""
+    """All turn-rows of a rollout as padded tensors (docs/rollout.md#from-trajectories-to-rows)."""
 
     prompt_ids: torch.Tensor  # (B, P) left-padded
     prompt_mask: torch.Tensor  # (B, P)

@@ -1,13 +1,14 @@
 """The embedded default policy ``tiny``: built offline in about a minute, cached, deterministic.
 
-DESIGN §5. Three steps, each a plain function:
+Three steps, each a plain function:
 
 1. ``train_tokenizer``: a byte-level BPE trained on toy-game prompts, with a chat template;
 2. ``new_model``: a small Llama-architecture transformer (a Llama config, not Qwen2, so that
-   ``AutoTokenizer`` reloads our BPE unchanged: SPEC §13 "transformers 5.x gotchas" 1);
+   ``AutoTokenizer`` reloads our BPE unchanged: transformers 5 maps a ``qwen2`` config to
+   ``Qwen2Tokenizer``, whose digit-splitting pre-tokenizer would change the ids);
 3. ``warm_start``: supervised imitation of **uniformly random admissible actions** on random-play
    states. It teaches the ``<action>…</action>`` format, not the solution: the honest analogue of
-   ARLArena's behaviour-cloning cold start (SPEC §12.7). Everything RL gains after it is RL's.
+   ARLArena's behaviour-cloning cold start (arXiv 2602.21534). Everything RL gains after it is RL's.
 
 The result is saved with ``save_pretrained`` under the cache, keyed by a hash of everything that
 shapes it, and reloads like any Hugging Face model (``--model <that dir>`` works too).

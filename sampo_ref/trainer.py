@@ -1,4 +1,4 @@
-"""The training loop, read top to bottom (DESIGN §4, SPEC §2 "Order of operations"):
+"""The training loop, read top to bottom (docs/architecture.md, docs/rollout.md#where-it-sits-in-an-iteration):
 
     0. set-up: games, policy, reference policy, optimiser, run directory
     for each iteration:
@@ -145,7 +145,7 @@ def minibatch_loss(policy: Policy, algo, mb: TurnBatch, cfg: TrainConfig) -> dic
 
     The aggregation denominators are taken over the whole mini-batch first, so the loss and its
     gradient do not depend on ``micro_batch_size`` (project choice; [ARL] averages micro-batch
-    means instead, SPEC §5 "Micro-batch subtlety").
+    means instead, docs/architecture.md#project-choices-and-deviations-from-the-reference-code).
     """
     max_len = cfg.max_new_tokens
     pg_mode = algo.pg_agg or cfg.loss_agg
@@ -336,7 +336,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
                initial=start, total=cfg.iterations, disable=not cfg.progress)
     for it in bar:
         t0 = time.perf_counter()
-        # 1. rollout (with dynamic sampling: drop all-equal groups and roll out again, SPEC §7) -----
+        # 1. rollout (with dynamic sampling: drop all-equal groups and roll out again, docs/algorithms/dynamic_sampling.md#the-rule) -----
         generated: list[Trajectory] = []  # every trajectory of every try, kept or not
 
         def rollout_groups() -> list[list[Trajectory]]:

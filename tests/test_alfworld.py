@@ -88,7 +88,7 @@ def test_invalid_actions_change_nothing_and_are_penalised(task):
     (bad,), (no_think,) = trajs[0].turns, trajs[1].turns
     assert bad.observation == "Nothing happens." and bad.format_valid and not bad.valid
     assert no_think.action == "go to cabinet 1" and not no_think.format_valid and not no_think.valid
-    assert no_think.observation.startswith("You arrive at cabinet 1")  # sent as parsed (SPEC §12.6)
+    assert no_think.observation.startswith("You arrive at cabinet 1")  # sent as parsed (docs/alfworld.md#2-the-testbed)
     assert envs.envs[0]._env is not envs.envs[1]._env
     batch = TurnBatch.from_trajectories(trajs, pad_id=0)
     from sampo_ref.algos.common import row_scores
@@ -106,7 +106,7 @@ def test_task_type_of_every_game(task):
 
 
 def instructions(admissible: list[str]) -> str:
-    """The end of every ARLArena prompt, typed out from SPEC §12.5."""
+    """The end of every ARLArena prompt, typed out from docs/alfworld.md#2-the-testbed."""
     listed = "\n ".join(f"'{a}'" for a in admissible if a != "help")
     return (f"Your admissible actions of the current situation are: [{listed}].\n\n"
             "Now it's your turn to take an action.\n"

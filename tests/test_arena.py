@@ -122,7 +122,7 @@ def test_arena_presets_are_the_papers_rows_plus_extras():
 
     assert set(arena.PRESETS) <= set(PRESETS)
     assert arena.PRESETS[:10] == ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "dapo_grpo",
-                                  "dapo_gigpo", "sampo"]  # SPEC §9, the table's order
+                                  "dapo_gigpo", "sampo"]  # docs/dimensions.md#presets, the table's order
 
 
 def test_a_finished_run_is_skipped(tmp_path):

@@ -1,5 +1,5 @@
 """Maths tests for sampo_ref.algos.cispo: the stop-gradient clipped-weight loss (S15), its kappa
-(SPEC §4.4) and its clip fraction.
+(docs/algorithms/cispo.md#key-equations) and its clip fraction.
 
 Gradient identity used throughout: d loss_{j,t} / d logp_{j,t} = -kappa_{j,t} * A_j.
 """
@@ -51,7 +51,7 @@ RATIOS = [1e-3, 0.1, 0.5, 0.9, 1.0, 1.1, 1.19, 1.21, 2.0, 50.0]
 @pytest.mark.equation("S15")
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_kappa_is_min_w_and_never_zero(sign):
-    """Checks SPEC §4.4: with eps_l = 1, eps_h = 0.2, kappa = min(w, 1.2) > 0 for A != 0."""
+    """Checks docs/algorithms/cispo.md#key-equations: with eps_l = 1, eps_h = 0.2, kappa = min(w, 1.2) > 0 for A != 0."""
     adv = [sign * 0.7] * len(RATIOS)
     logp, logp_old, adv_t, mask = _tokens(adv, RATIOS)
     loss, _ = cispo_loss(logp, logp_old, adv_t, mask)
@@ -82,7 +82,7 @@ def test_lower_clip_when_set():
 
 
 def test_masked_tokens_and_stats():
-    """Checks SPEC §4.7 "all" for (S15): padding has loss 0 and gradient 0; stats skip it.
+    """Checks docs/dimensions.md#which-tokens-get-exactly-zero-gradient "all" for (S15): padding has loss 0 and gradient 0; stats skip it.
     ppo_kl = -(ln 2 + ln 0.5) / 2 = 0 over the two valid tokens (the masked w = 5 is ignored)."""
     logp, logp_old, adv, mask = _tokens([1.0, -1.0, 1.0], [2.0, 0.5, 5.0])
     mask[2, 0] = 0.0

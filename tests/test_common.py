@@ -1,5 +1,5 @@
 """Maths tests for sampo_ref.algos.common: group statistics (S2), row scores (S1), the four loss
-aggregation modes of SPEC §5 and their micro-batch split, k3 (S18) and the entropy of (S19).
+aggregation modes of docs/dimensions.md#loss-aggregation and their micro-batch split, k3 (S18) and the entropy of (S19).
 
 Expected numbers are worked by hand (or by plain Python loops in the test), never by the code
 under test.
@@ -35,7 +35,7 @@ def test_masked_mean():
 
 @pytest.mark.equation("S1")
 def test_row_scores_worked_example():
-    """Checks (S1) on SPEC §3.4: the penalty hits only the invalid row."""
+    """Checks (S1) on docs/algorithms/gigpo.md#key-equations: the penalty hits only the invalid row."""
     episode_return = torch.tensor([10.0, 10.0, 0.0, 0.0, 0.0])
     valid = torch.tensor([True, True, True, False, True])
     scores = row_scores(episode_return, valid, invalid_penalty=0.1)
@@ -44,7 +44,7 @@ def test_row_scores_worked_example():
 
 @pytest.mark.equation("S2")
 def test_group_stats_worked_example():
-    """Checks (S2): mu = 3.98, sigma = 5.4956 over the 5 rows of SPEC §3.4."""
+    """Checks (S2): mu = 3.98, sigma = 5.4956 over the 5 rows of docs/algorithms/gigpo.md#key-equations."""
     scores = torch.tensor([10.0, 10.0, 0.0, -0.1, 0.0], dtype=torch.float64)
     mean, std = group_stats(scores, torch.zeros(5, dtype=torch.long))
     assert torch.allclose(mean, torch.full((5,), 3.98, dtype=torch.float64), atol=1e-4)
@@ -73,7 +73,7 @@ def test_group_stats_constant_group_is_exact():
     assert torch.equal(std, torch.zeros(7))
 
 
-# ----------------------------------------------------------------------------- aggregation, §5
+# ----------------------------------------------------------------------------- aggregation, docs/dimensions.md#loss-aggregation
 
 # 5 rows, T = 4; row lengths 4, 2, 0, 1, 3 (row 2 fully masked)
 LENGTHS = [4, 2, 0, 1, 3]
@@ -88,7 +88,7 @@ def _ragged():
 
 
 def _by_hand(mode, max_len=8):
-    """The §5 formulas with plain Python over the ragged rows."""
+    """The aggregation formulas with plain Python over the ragged rows."""
     rows = [[10.0 * b + t + 1 for t in range(n)] for b, n in enumerate(LENGTHS)]
     if mode == "token-mean":
         return sum(sum(r) for r in rows) / sum(LENGTHS)
@@ -101,7 +101,7 @@ def _by_hand(mode, max_len=8):
 
 
 def test_aggregate_hand_numbers():
-    """Checks §5 on literal numbers: token sums 10 + 23 + 0 + 31 + 126 = 190 over 10 tokens."""
+    """Checks the aggregation on literal numbers: token sums 10 + 23 + 0 + 31 + 126 = 190 over 10 tokens."""
     loss, mask = _ragged()
     assert aggregate(loss, mask, "token-mean").item() == pytest.approx(19.0)
     # row means 2.5, 11.5, 31, 42 over the 4 non-empty rows
@@ -113,7 +113,7 @@ def test_aggregate_hand_numbers():
 
 @pytest.mark.parametrize("mode", AGG_MODES)
 def test_aggregate_matches_formula(mode):
-    """Checks §5: each mode equals its formula on a ragged mask with a fully masked row."""
+    """Checks the aggregation: each mode equals its formula on a ragged mask with a fully masked row."""
     loss, mask = _ragged()
     assert aggregate(loss, mask, mode, max_len=8).item() == pytest.approx(_by_hand(mode), rel=1e-6)
 
@@ -121,7 +121,7 @@ def test_aggregate_matches_formula(mode):
 @pytest.mark.parametrize("mode", AGG_MODES)
 @pytest.mark.parametrize("micro_rows", [1, 2, 3, 5])
 def test_micro_batch_split_equals_full_batch(mode, micro_rows):
-    """Checks §5 (project choice): summed micro-batch shares equal the mini-batch formula,
+    """Checks the aggregation (project choice): summed micro-batch shares equal the mini-batch formula,
     values and gradients."""
     loss, mask = _ragged()
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss)).requires_grad_(True)
@@ -140,7 +140,7 @@ def test_micro_batch_split_equals_full_batch(mode, micro_rows):
 
 
 def test_mean_of_micro_means_differs():
-    """Checks §5: the reference's mean of micro-batch token-means is NOT the mini-batch mean here,
+    """Checks the aggregation: the reference's mean of micro-batch token-means is NOT the mini-batch mean here,
     which is why the denominator is taken once."""
     loss, mask = _ragged()
     first = aggregate(loss[:2], mask[:2], "token-mean")
@@ -151,7 +151,7 @@ def test_mean_of_micro_means_differs():
 
 
 def test_zero_token_rows_and_empty_batch():
-    """Checks §5: fully masked rows count in seq-mean-token-sum only; an empty batch gives 0."""
+    """Checks the aggregation: fully masked rows count in seq-mean-token-sum only; an empty batch gives 0."""
     loss, mask = _ragged()
     assert agg_denominator(mask, "token-mean") == 10.0
     assert agg_denominator(mask, "seq-mean-token-mean") == 4.0  # row 2 has no token

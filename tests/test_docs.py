@@ -65,7 +65,7 @@ def test_every_equation_tag_in_the_docs_has_a_test():
     untested = {tag: pages for tag, pages in shown.items() if tag not in tested}
     assert not untested, f"equation tags shown in the docs with no @pytest.mark.equation test: {untested}"
     malformed = [tag for tag in tested if not re.fullmatch(r"S\d+", tag)]
-    assert not malformed, f"equation markers must name SPEC tags like 'S2', got {malformed}"
+    assert not malformed, f"equation markers must name equation tags like 'S2', got {malformed}"
 
 
 def snippet_references() -> list[tuple[str, str]]:

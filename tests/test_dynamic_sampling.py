@@ -1,5 +1,5 @@
 """Tests for sampo_ref.algos.dynamic_sampling: the uniformity test, the resampling loop of
-SPEC §7 (keep, drop, fill, truncate, try limit) and when the filter is active.
+docs/algorithms/dynamic_sampling.md#the-rule (keep, drop, fill, truncate, try limit) and when the filter is active.
 
 Rollouts are scripted lists of groups; each test counts the rollout calls.
 """
@@ -132,7 +132,7 @@ def test_invariants_on_random_rollouts():
 
 
 def test_filter_active_cold_start_boundary():
-    """Checks SPEC §7: steps count from 1; cold start 15 -> off at 15, on at 16."""
+    """Checks docs/algorithms/dynamic_sampling.md#the-rule: steps count from 1; cold start 15 -> off at 15, on at 16."""
     assert not filter_active(15, 15, enabled=True, training=True)
     assert filter_active(16, 15, enabled=True, training=True)
     assert filter_active(1, 0, enabled=True, training=True)

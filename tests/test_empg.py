@@ -52,7 +52,7 @@ def test_turn_entropy_masked_mean():
 
 
 def test_minmax_normalisation():
-    """Checks SPEC §3.3 step 3 over the batch; equal entropies give 0 (the 1e-8 guard)."""
+    """Checks docs/algorithms/empg.md#key-equations step 3 over the batch; equal entropies give 0 (the 1e-8 guard)."""
     assert torch.allclose(minmax_normalise(H), torch.tensor(H_NORM, dtype=F64), atol=1e-8)
     assert torch.equal(minmax_normalise(torch.full((4,), 0.7)), torch.zeros(4))
 

@@ -1,7 +1,7 @@
 """Maths tests for sampo_ref.algos.gigpo: step returns (S4), penalty (S5), anchor step groups,
 the episode (S3) and step (S6) terms and the final advantage (S7).
 
-Expected numbers are worked by hand (SPEC §3.4, and the hand-built batch below, with each value
+Expected numbers are worked by hand (docs/algorithms/gigpo.md#key-equations, and the hand-built batch below, with each value
 written as the arithmetic that gives it), never by the code under test.
 """
 
@@ -36,7 +36,7 @@ def _partition(ids) -> set[frozenset[int]]:
     return {frozenset(b) for b in blocks.values()}
 
 
-# ----------------------------------------------------------------------------- SPEC §3.4
+# ----------------------------------------------------------------------------- docs/algorithms/gigpo.md#key-equations
 
 # rows: tau1 k0, tau1 k1 (wins), tau2 k0, tau2 k1 (invalid), tau2 k2; gamma 0.95, c_inv 0.1
 EX = dict(
@@ -52,7 +52,7 @@ EX = dict(
 
 @pytest.mark.equation("S4", "S5", "S6")
 def test_worked_example_step_returns_and_step_term():
-    """Checks (S4), (S5), (S6) on SPEC §3.4: G~ = (9.5, 10, 0, -0.1, 0), A^S = (+-0.7071, 0, ...)."""
+    """Checks (S4), (S5), (S6) on docs/algorithms/gigpo.md#key-equations: G~ = (9.5, 10, 0, -0.1, 0), A^S = (+-0.7071, 0, ...)."""
     g = discounted_step_returns(EX["env_reward"], EX["traj_index"], EX["turn_index"], gamma=0.95)
     assert torch.allclose(g, _t([9.5, 10.0, 0.0, 0.0, 0.0]), atol=1e-12)  # before the penalty
     g_pen = row_scores(g, EX["valid"], 0.1)  # (S5) has the form of (S1)
@@ -65,7 +65,7 @@ def test_worked_example_step_returns_and_step_term():
 
 @pytest.mark.equation("S3", "S7")
 def test_worked_example_gigpo_mean_std_norm_column():
-    """Checks (S7) on SPEC §3.4: GiGPO column = GRPO column + A^S."""
+    """Checks (S7) on docs/algorithms/gigpo.md#key-equations: GiGPO column = GRPO column + A^S."""
     adv = gigpo_advantages(**EX, gamma=0.95, mode="mean_std_norm", invalid_penalty=0.1)
     assert torch.allclose(adv, _t([1.8025, 1.0954, -1.4313, -0.7424, -0.7242]), atol=1e-4)
 
@@ -128,7 +128,7 @@ HB_AS_STD = [0.5 / SD_INTRO, (0.1 / 3) / SD_ROOM, (6.1 / 3) / SD_ROOM, -0.5 / SD
 
 
 def test_hand_batch_step_groups():
-    """Checks SPEC §3.2: exact anchors inside a group; repeats in a trajectory join; no merging."""
+    """Checks docs/algorithms/gigpo.md#key-equations: exact anchors inside a group; repeats in a trajectory join; no merging."""
     groups = step_groups(HB["anchors"], HB["group_index"])
     assert groups.dtype == torch.long
     assert _partition(groups) == HB_PARTITION
@@ -192,7 +192,7 @@ def test_discounted_returns_any_order():
 
 @pytest.mark.equation("S3", "S7")
 def test_no_repeated_states_reduces_to_grpo():
-    """Checks SPEC §3.2 "No repeated states": A^S = 0, GiGPO = (S2) / mean-centred GRPO exactly."""
+    """Checks docs/algorithms/gigpo.md#key-equations: A^S = 0, GiGPO = (S2) / mean-centred GRPO exactly."""
     batch = dict(
         episode_return=_t([1.0, 1.0, 0.0, 0.0, 0.0, 5.0, 5.0, 2.0]),
         env_reward=_t([0.0, 1.0, 0.0, 0.0, 0.0, 5.0, 5.0, 2.0]),  # any rewards: A^S must vanish

@@ -1,5 +1,5 @@
-"""Maths tests for sampo_ref.algos.grpo: the GRPO advantage (S2) on SPEC §3.4's worked example and
-its conventions, and the token-clip surrogate (S10) through its kappa table (SPEC §4.1).
+"""Maths tests for sampo_ref.algos.grpo: the GRPO advantage (S2) on the worked example of docs/algorithms/gigpo.md#key-equations and
+its conventions, and the token-clip surrogate (S10) through its kappa table (docs/algorithms/grpo.md#key-equations).
 
 Gradient identity used throughout: d loss_{j,t} / d logp_{j,t} = -kappa_{j,t} * A_j.
 """
@@ -15,7 +15,7 @@ from sampo_ref.algos.grpo import grpo_advantages, token_clip_loss
 
 # ----------------------------------------------------------------------------- advantages (S2)
 
-# SPEC §3.4: rows tau1 k0, tau1 k1, tau2 k0, tau2 k1 (invalid), tau2 k2
+# docs/algorithms/gigpo.md#key-equations: rows tau1 k0, tau1 k1, tau2 k0, tau2 k1 (invalid), tau2 k2
 EXAMPLE_RETURN = [10.0, 10.0, 0.0, 0.0, 0.0]
 EXAMPLE_VALID = [True, True, True, False, True]
 EXAMPLE_TRAJ = [0, 0, 1, 1, 1]
@@ -30,7 +30,7 @@ def _example_scores():
 
 @pytest.mark.equation("S1", "S2")
 def test_worked_example_grpo_column():
-    """Checks (S1), (S2): SPEC §3.4 GRPO column (mu = 3.98, sigma = 5.4956 over 5 rows)."""
+    """Checks (S1), (S2): docs/algorithms/gigpo.md#key-equations GRPO column (mu = 3.98, sigma = 5.4956 over 5 rows)."""
     scores = _example_scores()
     adv = grpo_advantages(scores, torch.zeros(5, dtype=torch.long))
     assert torch.allclose(adv, torch.tensor(GRPO_COLUMN, dtype=torch.float64), atol=1e-4)
@@ -40,7 +40,7 @@ def test_worked_example_grpo_column():
 
 @pytest.mark.equation("S2")
 def test_worked_example_vanilla_column():
-    """Checks SPEC §3.1 "vanilla GRPO": trajectory means (10, -0.0333), mu 4.9833, sigma 7.0946."""
+    """Checks the per-trajectory ("vanilla") GRPO of docs/algorithms/grpo.md#key-equations: trajectory means (10, -0.0333), mu 4.9833, sigma 7.0946."""
     scores = _example_scores()
     groups = torch.zeros(5, dtype=torch.long)
     adv = grpo_advantages(scores, groups, torch.tensor(EXAMPLE_TRAJ), per_trajectory=True)
@@ -50,7 +50,7 @@ def test_worked_example_vanilla_column():
 
 @pytest.mark.equation("S2")
 def test_worked_example_without_std():
-    """Checks the Dr. GRPO form of (S2): A = s - mu, mu = 3.98 over the 5 rows of SPEC §3.4."""
+    """Checks the Dr. GRPO form of (S2): A = s - mu, mu = 3.98 over the 5 rows of docs/algorithms/gigpo.md#key-equations."""
     adv = grpo_advantages(_example_scores(), torch.zeros(5, dtype=torch.long), norm_by_std=False)
     expected = [10 - 3.98, 10 - 3.98, 0 - 3.98, -0.1 - 3.98, 0 - 3.98]
     assert torch.allclose(adv, torch.tensor(expected, dtype=torch.float64), atol=1e-9)
@@ -102,7 +102,7 @@ def test_advantage_validation():
 
 # ----------------------------------------------------------------------------- token clip (S10)
 
-# (A, w, kappa) for each row of SPEC §4.1's table, eps_l = eps_h = 0.2, c = 3; no exact boundaries
+# (A, w, kappa) for each row of the table of docs/algorithms/grpo.md#key-equations, eps_l = eps_h = 0.2, c = 3; no exact boundaries
 KAPPA_CASES = [
     (2.0, 1.1, 1.1),  # A > 0, w <= 1 + eps_h
     (2.0, 0.5, 0.5),  # A > 0, low ratio: not clipped
@@ -126,7 +126,7 @@ def _rows(cases, logp_old=-1.0):
 
 @pytest.mark.equation("S10")
 def test_kappa_table():
-    """Checks (S10) and the kappa table of SPEC §4.1 via autograd: grad = -kappa * A."""
+    """Checks (S10) and the kappa table of docs/algorithms/grpo.md#key-equations via autograd: grad = -kappa * A."""
     logp, logp_old, adv, mask = _rows(KAPPA_CASES)
     loss, _ = token_clip_loss(logp, logp_old, adv, mask)
     (grad,) = torch.autograd.grad(loss.sum(), logp)
@@ -159,7 +159,7 @@ def test_dual_clip_only_for_negative_advantage():
 
 @pytest.mark.equation("S10")
 def test_log_ratio_clamp_kills_gradient():
-    """Checks SPEC §4.1 note: |lambda| > 20 gives zero gradient through the clamp."""
+    """Checks docs/algorithms/grpo.md#key-equations note: |lambda| > 20 gives zero gradient through the clamp."""
     cases = [(2.0, math.exp(-25.0), 0.0), (2.0, math.exp(-19.0), math.exp(-19.0))]
     logp, logp_old, adv, mask = _rows(cases)
     loss, _ = token_clip_loss(logp, logp_old, adv, mask)
@@ -174,8 +174,8 @@ LENGTHS = [4, 2, 0, 1, 3]  # ragged rows, one fully masked
 @pytest.mark.equation("S10")
 @pytest.mark.parametrize("mode", AGG_MODES)
 def test_on_policy_gradient_is_reinforce(mode):
-    """Checks SPEC §4 conventions: with w == 1, kappa = 1, so each valid token's gradient is the
-    REINFORCE weight -A_j times the aggregation weight of §5; masked tokens get exactly 0."""
+    """Checks docs/dimensions.md#which-tokens-get-exactly-zero-gradient conventions: with w == 1, kappa = 1, so each valid token's gradient is the
+    REINFORCE weight -A_j times the aggregation weight (docs/dimensions.md#loss-aggregation); masked tokens get exactly 0."""
     gen = torch.Generator().manual_seed(0)
     B, T, max_len = len(LENGTHS), 4, 8
     mask = torch.tensor([[1.0 if t < n else 0.0 for t in range(T)] for n in LENGTHS])
@@ -201,7 +201,7 @@ def test_on_policy_gradient_is_reinforce(mode):
 
 @pytest.mark.equation("S10")
 def test_masked_tokens_get_exactly_zero():
-    """Checks SPEC §4.7 "all": padding gets zero loss and zero gradient, whatever its ratio."""
+    """Checks docs/dimensions.md#which-tokens-get-exactly-zero-gradient "all": padding gets zero loss and zero gradient, whatever its ratio."""
     logp_old = torch.zeros(2, 3, dtype=torch.float64)
     logp = torch.tensor([[0.1, 50.0, -50.0], [0.05, 3.0, 0.0]], dtype=torch.float64)
     logp.requires_grad_(True)
@@ -214,7 +214,7 @@ def test_masked_tokens_get_exactly_zero():
 
 
 def test_clip_stats_hand_example():
-    """Checks SPEC §4.1 clip fraction, lower clip fraction (over all valid tokens) and ppo_kl."""
+    """Checks docs/algorithms/grpo.md#key-equations clip fraction, lower clip fraction (over all valid tokens) and ppo_kl."""
     # 5 valid tokens: upper clip, lower clip, dual clip, none, none; 1 masked token (would clip)
     adv = torch.tensor([1.0, -1.0, -1.0, 1.0, -1.0, 1.0], dtype=torch.float64)
     ratios = [1.5, 0.5, 4.0, 1.0, 1.1, 2.0]

@@ -1,5 +1,5 @@
 """Maths tests for sampo_ref.algos.gspo: the turn ratio (S11), the GSPO-token loss (S12) and its
-sequence gradient (S13), the whole-turn kappa of SPEC §4.2, and its stats.
+sequence gradient (S13), the whole-turn kappa of docs/algorithms/gspo.md#key-equations, and its stats.
 
 Gradient identity used throughout: d loss_{j,t} / d logp_{j,t} = -kappa_{j,t} * A_j.
 """
@@ -66,7 +66,7 @@ def test_hand_example_values_and_gradient():
 
 
 def test_hand_example_stats():
-    """Checks SPEC §4.2 clip fraction (length-weighted), lower clip fraction 0, ppo_kl, s stats."""
+    """Checks docs/algorithms/gspo.md#key-equations clip fraction (length-weighted), lower clip fraction 0, ppo_kl, s stats."""
     logp, logp_old, adv, mask = _batch(HAND_ROWS, HAND_ADV)
     _, stats = gspo_loss(logp, logp_old, adv, mask)
     # clipped turns 1 and 2 hold 3 + 2 of 2 + 3 + 2 + 4 = 11 tokens (the row share would be 2/4)
@@ -100,7 +100,7 @@ def test_seq_log_ratio_is_unclamped_masked_mean():
     ],
 )
 def test_kappa_is_whole_turn(adv, row, clipped):
-    """Checks SPEC §4.2 kappa: s_j on every token of the turn, or exactly 0 for the whole turn."""
+    """Checks docs/algorithms/gspo.md#key-equations kappa: s_j on every token of the turn, or exactly 0 for the whole turn."""
     logp, logp_old, adv_t, mask = _batch([row], [adv])
     loss, _ = gspo_loss(logp, logp_old, adv_t, mask)
     (grad,) = torch.autograd.grad(loss.sum(), logp)

@@ -1,4 +1,4 @@
-"""The strict parse rule of SPEC §12.6 and its never-raise guarantee."""
+"""The strict parse rule of docs/alfworld.md#2-the-testbed and its never-raise guarantee."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Presets: SPEC §9's rows, valid configs, and the docs table that cannot drift from the code."""
+"""Presets: docs/dimensions.md#presets's rows, valid configs, and the docs table that cannot drift from the code."""
 
 from pathlib import Path
 

@@ -58,4 +58,4 @@ def test_sampo_equals_gspo_loss_on_gigpo_advantages_of_a_filtered_batch():
     loss, _ = ALGORITHMS["sampo"].policy_loss(logp, batch, mask, cfg)
     expected, _ = gspo.gspo_loss(logp, batch.logp_old, adv, mask, 3e-2, 4e-2)
     assert torch.equal(loss, expected)
-    assert ALGORITHMS["sampo"].pg_agg == "seq-mean-token-mean" == cfg.loss_agg  # every term (SPEC §8)
+    assert ALGORITHMS["sampo"].pg_agg == "seq-mean-token-mean" == cfg.loss_agg  # every term (docs/algorithms/sampo.md)

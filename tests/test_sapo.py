@@ -1,5 +1,5 @@
 """Maths tests for sampo_ref.algos.sapo (Search-Agent SAPO): the set P, the conditional KL term
-(S16) with its own denominator N_P, and its combination with the token clip (S10), SPEC §4.5.
+(S16) with its own denominator N_P, and its combination with the token clip (S10), docs/algorithms/sapo.md#key-equations.
 
 Gradient identity: on token (j, t) the token-mean total has gradient
     -kappa_clip A_j / N - w_kl / N_P * 1[j in P, lambda <= ln t_kl].
@@ -111,7 +111,7 @@ def test_sapo_loss_total(include_zero, value, grad_rows):
     Clip term: row 0 (A = 1): -0.5, -0.9, -0.7 (w = 0.5 is not clipped for A > 0); row 1: 0;
     row 2 (A = -1, w = 0.5 < 0.8, clipped): 0.8 x 3. Sum 0.3 over N = 8 tokens: L_clip = 0.0375.
     L = 0.0375 + 0.1 * 0.3121295 = 0.0687130 (include zero) or 0.0375 + 0.1 * 0.3499407 = 0.0724941.
-    Row 2 stays exactly 0: clipped by the token clip and not in P (SPEC §4.7).
+    Row 2 stays exactly 0: clipped by the token clip and not in P (docs/dimensions.md#which-tokens-get-exactly-zero-gradient).
     """
     logp, logp_old, adv, mask = _batch()
     loss, stats = sapo_loss(logp, logp_old, adv, mask, include_zero_adv=include_zero)
@@ -149,7 +149,7 @@ def test_micro_batches_use_minibatch_denominators():
 @pytest.mark.equation("S16")
 @pytest.mark.parametrize("t_kl, kl_on", [(0.8, False), (1.0, True), (1.2, True)])
 def test_on_policy_kl_term(t_kl, kl_on):
-    """Checks SPEC §4 conventions' exception: on-policy (lambda = 0) the KL condition
+    """Checks docs/dimensions.md#which-tokens-get-exactly-zero-gradient conventions' exception: on-policy (lambda = 0) the KL condition
     lambda <= ln t_kl holds iff t_kl >= 1; then every P token gets -w_kl / N_P on top of -A / N."""
     logp_old = torch.tensor([[-0.5, -1.0], [-2.0, -0.3]], dtype=F64)
     logp = logp_old.clone().requires_grad_(True)

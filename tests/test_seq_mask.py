@@ -1,5 +1,5 @@
 """Maths tests for sampo_ref.algos.seq_mask: the turn mask (S17), its sign convention, its
-unclamped inputs and its effect on a policy loss (SPEC §4.6).
+unclamped inputs and its effect on a policy loss (docs/algorithms/seq_mask.md#key-equations).
 """
 
 import math
@@ -28,7 +28,7 @@ def _rows(adv, log_ratios, T=3, pad_value=-9.0):
 
 @pytest.mark.equation("S17")
 def test_spec_example():
-    """Checks (S17), SPEC §4.6's test with delta = 0.223: (A < 0, s = 0.5) masked;
+    """Checks (S17), the test of docs/algorithms/seq_mask.md#key-equations with delta = 0.223: (A < 0, s = 0.5) masked;
     (A < 0, s = 2) and (A > 0, s = 0.5) kept. Each s is made of two unequal token ratios."""
     ln_half, ln_two = math.log(0.5), math.log(2.0)
     logp, logp_old, adv, mask = _rows(
@@ -54,7 +54,7 @@ def test_sign_convention():
 
 @pytest.mark.equation("S17")
 def test_unclamped_row_mean_and_padding():
-    """Checks SPEC §4.6 inputs: the row mean of the UNCLAMPED log-ratio over valid tokens only.
+    """Checks docs/algorithms/seq_mask.md#key-equations inputs: the row mean of the UNCLAMPED log-ratio over valid tokens only.
     lambda = (-30, 29.5): mean -0.25, -mean 0.25 > 0.223 -> masked (a +-20 clamp would give 0,
     kept). Row 1: lambda = (-0.1) and padding -9 (which would mask it): -mean 0.1 -> kept."""
     logp, logp_old, adv, mask = _rows([-1.0, -1.0], [[-30.0, 29.5], [-0.1]])
@@ -64,7 +64,7 @@ def test_unclamped_row_mean_and_padding():
 
 @pytest.mark.equation("S17")
 def test_row_mean_advantage():
-    """Checks SPEC §4.6: A-bar_j is the masked row mean of a (B, T) advantage.
+    """Checks docs/algorithms/seq_mask.md#key-equations: A-bar_j is the masked row mean of a (B, T) advantage.
     Row 0 adv (1, -3): mean -1 < 0 -> masked at s = 0.5; row 1 adv (-1, 3): mean 1 -> kept;
     row 2 adv (-1, padding 50): mean -1 -> masked."""
     ln_half = math.log(0.5)
@@ -76,7 +76,7 @@ def test_row_mean_advantage():
 
 @pytest.mark.equation("S17")
 def test_default_delta_is_released_script_value():
-    """Checks SPEC §4.6 delta = 3e-3 ([ARL] scripts): A < 0 turns with s < 0.997 are masked.
+    """Checks docs/algorithms/seq_mask.md#key-equations delta = 3e-3 ([ARL] scripts): A < 0 turns with s < 0.997 are masked.
     s = 0.996 (-ln s = 0.004008) masked; s = 0.998 (0.002002) kept."""
     logp, logp_old, adv, mask = _rows([-1.0, -1.0], [[math.log(0.996)], [math.log(0.998)]])
     keep, _ = sequence_mask(logp, logp_old, adv, mask)
@@ -85,7 +85,7 @@ def test_default_delta_is_released_script_value():
 
 @pytest.mark.equation("S17")
 def test_masked_turn_gets_zero_gradient_and_leaves_denominator():
-    """Checks SPEC §4.6 scope: applied to the token clip's mask, every token of a masked turn has
+    """Checks docs/algorithms/seq_mask.md#key-equations scope: applied to the token clip's mask, every token of a masked turn has
     zero gradient (the token clip alone gives kappa = 0.9 to its w = 0.9 token) and the
     token-mean denominator shrinks from 4 to 2 tokens.
     Row 0: A = -1, w = (0.9, 0.7), s = sqrt(0.63) = 0.7937 < 0.8 -> masked at delta = 0.223.
@@ -103,4 +103,4 @@ def test_masked_turn_gets_zero_gradient_and_leaves_denominator():
     expected = torch.tensor([[0.0, 0.0, 0.0], [-1.1, -0.9, 0.0]], dtype=F64)
     assert torch.allclose(grad, expected, atol=1e-12)
     assert torch.equal(grad[0], torch.zeros(3, dtype=F64))
-    assert stats["clipfrac"].item() == 0.0  # over the post-mask tokens (SPEC §4.1)
+    assert stats["clipfrac"].item() == 0.0  # over the post-mask tokens (docs/algorithms/grpo.md#key-equations)

@@ -1,5 +1,5 @@
 """Maths tests for sampo_ref.algos.soft_sapo: the sigmoid-gate loss (S14), its kappa reference
-table (SPEC §4.3), the per-row temperature and the diagnostic clip fraction.
+table (docs/algorithms/soft_sapo.md#key-equations), the per-row temperature and the diagnostic clip fraction.
 
 Gradient identity used throughout: d loss_{j,t} / d logp_{j,t} = -kappa_{j,t} * A_j.
 """
@@ -14,7 +14,7 @@ from sampo_ref.algos.soft_sapo import soft_sapo_loss
 F64 = torch.float64
 
 W_VALUES = [0.5, 0.8, 1.0, 1.2, 2.0, 3.0]
-# SPEC §4.3 reference table
+# docs/algorithms/soft_sapo.md#key-equations reference table
 KAPPA_TAU_1 = [0.4700, 0.7921, 1.0, 1.1881, 1.5729, 1.2599]
 KAPPA_TAU_105 = [0.4671, 0.7912, 1.0, 1.1869, 1.5362, 1.1663]
 
@@ -32,7 +32,7 @@ def _tokens(adv, ratios, logp_old=-1.3):
     "sign, expected", [(1.0, KAPPA_TAU_1), (-1.0, KAPPA_TAU_105)], ids=["tau_pos=1", "tau_neg=1.05"]
 )
 def test_kappa_reference_table(sign, expected):
-    """Checks (S14) kappa = 4 sigma (1 - sigma) w against SPEC §4.3's table, to 1e-4: A > 0 rows
+    """Checks (S14) kappa = 4 sigma (1 - sigma) w against the table of docs/algorithms/soft_sapo.md#key-equations, to 1e-4: A > 0 rows
     use tau_pos = 1.0, A < 0 rows tau_neg = 1.05 (the defaults)."""
     adv = [sign * 1.7] * len(W_VALUES)
     logp, logp_old, adv_t, mask = _tokens(adv, W_VALUES)
@@ -60,7 +60,7 @@ def test_hand_loss_values():
 
 @pytest.mark.equation("S14")
 def test_temperature_per_row_by_mean_advantage():
-    """Checks SPEC §4.3: tau is chosen per ROW by the sign of the masked mean advantage.
+    """Checks docs/algorithms/soft_sapo.md#key-equations: tau is chosen per ROW by the sign of the masked mean advantage.
 
     Row 0 adv [2, -1] (mean 0.5 > 0): the A = -1 token uses tau_pos = 1 -> kappa(2) = 1.5729.
     Row 1 adv [1, -3] (mean -1): the A = 1 token uses tau_neg = 1.05 -> kappa(2) = 1.5362.
@@ -81,7 +81,7 @@ def test_temperature_per_row_by_mean_advantage():
 
 @pytest.mark.equation("S14")
 def test_kappa_never_zero():
-    """Checks SPEC §4.3: kappa > 0 for any w (here 0.01 .. 20) and A != 0; it is 0 only through
+    """Checks docs/algorithms/soft_sapo.md#key-equations: kappa > 0 for any w (here 0.01 .. 20) and A != 0; it is 0 only through
     the +-20 clamp (|lambda| = 25) or A = 0."""
     ratios = [0.01, 0.1, 0.3, 0.8, 1.0, 1.5, 4.0, 10.0, 20.0]
     adv = [1.0] * len(ratios) + [-1.0] * len(ratios)
@@ -99,7 +99,7 @@ def test_kappa_never_zero():
 
 
 def test_diagnostic_clipfrac_and_masking():
-    """Checks SPEC §4.3 clip fraction: (A > 0, w > 1.2) or (A < 0, w < 0.8) over valid tokens.
+    """Checks docs/algorithms/soft_sapo.md#key-equations clip fraction: (A > 0, w > 1.2) or (A < 0, w < 0.8) over valid tokens.
 
     Valid tokens: (1, 1.3) yes, (1, 0.5) no, (-1, 0.7) yes, (-1, 1.5) no, (1, 1.1) no, (0, 0.5) no
     -> 2 / 6. A seventh, masked token (1, 2.0) would count: it must not, and its loss is 0.

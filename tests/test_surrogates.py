@@ -1,6 +1,6 @@
-"""Cross-surrogate maths tests (SPEC §4 "Conventions", §4.7, §5): on-policy every surrogate gives
-the REINFORCE gradient under its aggregation, and each one zeroes exactly the tokens that SPEC
-§4.7's table lists.
+"""Cross-surrogate maths tests (docs/dimensions.md#which-tokens-get-exactly-zero-gradient,
+docs/dimensions.md#loss-aggregation): on-policy every surrogate gives the REINFORCE gradient under
+its aggregation, and each one zeroes exactly the tokens that the zero-gradient table lists.
 """
 
 import math
@@ -16,11 +16,11 @@ F64 = torch.float64
 
 
 def _sapo_base(logp, logp_old, adv, mask):
-    """Search-Agent SAPO's base: the token clip with symmetric eps and no dual clip (SPEC §4.5)."""
+    """Search-Agent SAPO's base: the token clip with symmetric eps and no dual clip (docs/algorithms/sapo.md#key-equations)."""
     return token_clip_loss(logp, logp_old, adv, mask, 0.2, 0.2, dual_clip=None)
 
 
-# per-token loss functions with their defaults; own aggregation in the comment (SPEC §5), and
+# per-token loss functions with their defaults; own aggregation in the comment (docs/dimensions.md#loss-aggregation), and
 # every mode of AGG_MODES is tested, the own one included
 SURROGATES = {
     "token_clip": token_clip_loss,  # token-mean
@@ -35,7 +35,7 @@ LENGTHS = [4, 2, 0, 1, 3]  # ragged rows, one fully masked
 
 
 def _reinforce_weight(mode, n, B, max_len):
-    """The §5 weight of one valid token of a row with n tokens, worked out from the formulas."""
+    """The aggregation weight of one valid token of a row with n tokens, worked out from the formulas."""
     n_tokens, n_nonempty = sum(LENGTHS), sum(1 for k in LENGTHS if k)
     return {
         "token-mean": 1 / n_tokens,
@@ -49,8 +49,8 @@ def _reinforce_weight(mode, n, B, max_len):
 @pytest.mark.parametrize("mode", AGG_MODES)
 @pytest.mark.parametrize("name", list(SURROGATES))
 def test_on_policy_gradient_is_reinforce(name, mode):
-    """Checks SPEC §4 conventions with (S10), (S12), (S14), (S15), (S16): with logp_old a detached
-    copy of logp (w = 1), kappa = 1, so every valid token's gradient is -A_j times its §5
+    """Checks docs/dimensions.md#which-tokens-get-exactly-zero-gradient conventions with (S10), (S12), (S14), (S15), (S16): with logp_old a detached
+    copy of logp (w = 1), kappa = 1, so every valid token's gradient is -A_j times its aggregation
     aggregation weight (own mode and every other mode); masked tokens get exactly 0."""
     loss_fn = SURROGATES[name]
     gen = torch.Generator().manual_seed(3)
@@ -148,7 +148,7 @@ ZERO_CASES = {
 @pytest.mark.equation("S10", "S12", "S14", "S15", "S16", "S17")
 @pytest.mark.parametrize("name", list(ZERO_CASES))
 def test_zero_gradient_table(name):
-    """Checks SPEC §4.7 for (S10), (S12), (S14), (S15), (S16), (S17): exactly the listed tokens
+    """Checks docs/dimensions.md#which-tokens-get-exactly-zero-gradient for (S10), (S12), (S14), (S15), (S16), (S17): exactly the listed tokens
     have zero gradient, and so does every padding token (response mask, row "all"). Each row has
     one padding token whose ratio (w = 1.05, A != 0) would otherwise get a gradient."""
     loss_fn, rows = ZERO_CASES[name]

@@ -114,7 +114,7 @@ def test_total_loss_is_pg_minus_entropy_plus_kl(small_policy, algo):
                                   mask.long(), temperature=cfg.temperature, with_entropy=True)
     lengths = mask.sum(-1)  # (B,)
 
-    def agg(x):  # §5 by hand: token-mean for grpo, seq-mean-token-mean for sampo (all terms)
+    def agg(x):  # aggregation by hand: token-mean for grpo, seq-mean-token-mean for sampo (all terms)
         if cfg.loss_agg == "token-mean":
             return (x * mask).sum() / mask.sum()
         return ((x * mask).sum(-1)[lengths > 0] / lengths[lengths > 0]).mean()

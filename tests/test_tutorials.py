@@ -1,6 +1,6 @@
 """The tutorials: each runs as a plain script on CPU and writes its figures; each is a valid notebook.
 
-Every tutorial asserts the claims its text makes (variance drop, SPEC's worked numbers, zero
+Every tutorial asserts the claims its text makes (variance drop, the worked example's numbers, zero
 gradients where clipping says so, …), so a run that ends without error has checked them.
 Figures go to a temporary folder through ``SAMPO_REF_TUTORIAL_OUT``. Games and the tiny policy
 come from the user's cache, shared with ``make demo`` and tests/test_learning.py.

@@ -6,7 +6,7 @@
 # computes, on small hand-built batches and with the project's own functions
 # (`sampo_ref.algos`):
 #
-# 1. the row score (S1) and GRPO's group z-score (S2), checked against SPEC §3.4's worked example;
+# 1. the row score (S1) and GRPO's group z-score (S2), checked against the worked example of docs/algorithms/gigpo.md#key-equations;
 # 2. Dr. GRPO's mean-centred advantage (no division by $\sigma$), and why the two react
 #    differently to the reward scale and to the invalid-action penalty;
 # 3. GiGPO (S3–S7): inside a group, turns that act in the **same state** form a step group and
@@ -42,7 +42,7 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # %% [markdown]
 # ## 1. Rows, scores and GRPO's z-score
 #
-# SPEC §3.4: one group of $G=2$ copies of a task. Trajectory 1 wins on its second turn
+# docs/algorithms/gigpo.md#key-equations: one group of $G=2$ copies of a task. Trajectory 1 wins on its second turn
 # ($r^\text{env}=(0,10)$); trajectory 2 fails in three turns, and its second turn is invalid.
 # Every turn is a row. The row score is the episode return minus the invalid-action penalty on
 # the row's own turn:
@@ -61,9 +61,9 @@ turn_index = torch.tensor([0, 1, 0, 1, 2])
 
 scores = row_scores(episode_return, valid, invalid_penalty=0.1)  # (S1)
 adv_grpo = grpo_advantages(scores, group_index)  # (S2)
-adv_vanilla = grpo_advantages(scores, group_index, traj_index, per_trajectory=True)  # SPEC §3.1 alternative
+adv_vanilla = grpo_advantages(scores, group_index, traj_index, per_trajectory=True)  # docs/algorithms/grpo.md#key-equations alternative
 print("scores s_j        ", scores)
-print(f"group mean, std   {scores.mean():.4f}, {scores.std():.4f}   (SPEC: 3.98, 5.4956)")
+print(f"group mean, std   {scores.mean():.4f}, {scores.std():.4f}   (worked example: 3.98, 5.4956)")
 print("GRPO (S2)         ", adv_grpo)
 print("vanilla (per-traj)", adv_vanilla)
 assert torch.allclose(adv_grpo, torch.tensor([1.0954, 1.0954, -0.7242, -0.7424, -0.7242], dtype=torch.float64), atol=1e-4)

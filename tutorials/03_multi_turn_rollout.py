@@ -59,7 +59,7 @@ print(f"policy: {n_params / 1e6:.2f}M parameters, vocabulary {len(policy.tokeniz
 # ## 2. The prompt
 #
 # Each turn the prompt is rebuilt from scratch: the goal, the current room, the last $H=2$
-# (room, action) pairs and the admissible actions in a fresh random order (SPEC §12.5). It goes
+# (room, action) pairs and the admissible actions in a fresh random order (docs/alfworld.md#2-the-testbed). It goes
 # through the tokenizer's chat template as one user message. Here is a first-turn prompt:
 
 # %%

@@ -6,7 +6,7 @@
 # REINFORCE gradient by a function of the importance ratio $w=\pi_\theta/\pi_\text{old}$. Write the
 # gradient of the per-token loss as
 # $$\nabla_\theta\ell_{j,t}=-\kappa_{j,t}\,A_j\,\nabla_\theta\log\pi_\theta(y_{j,t})$$
-# (SPEC §4): $\kappa$ is the **per-token gradient weight**. On-policy ($w=1$) every surrogate has
+# (docs/dimensions.md#which-tokens-get-exactly-zero-gradient): $\kappa$ is the **per-token gradient weight**. On-policy ($w=1$) every surrogate has
 # $\kappa=1$ (REINFORCE); the methods differ in what $\kappa$ does as $w$ moves away from 1.
 #
 # We measure $\kappa$ with autograd on the project's loss functions, for a positive and a negative
@@ -72,7 +72,7 @@ def kappa(loss_fn, log_ratio: torch.Tensor, adv: float) -> torch.Tensor:
     return -grad / adv
 
 
-ratios = torch.linspace(0.02, 4.0, 500, dtype=torch.float64)  # avoids the exact boundaries (ties, SPEC §4.1)
+ratios = torch.linspace(0.02, 4.0, 500, dtype=torch.float64)  # avoids the exact boundaries (ties, docs/algorithms/grpo.md#key-equations)
 one_token = ratios.log().unsqueeze(1)  # (B, 1): one token per row, so GSPO's s equals w
 curves = {(name, a): kappa(fn, one_token, a).squeeze(1) for name, fn in SURROGATES.items() for a in (1.0, -1.0)}
 
@@ -85,7 +85,7 @@ for a in (1.0, -1.0):
         print(f"  {name:36s}" + "".join(f"{v + 0.0:8.4f}" for v in values))  # + 0.0: print -0 as 0
 
 # %% [markdown]
-# Checks against the tables of SPEC §4: the token clip's zero regions, and soft SAPO's reference
+# Checks against the tables of docs/dimensions.md#which-tokens-get-exactly-zero-gradient: the token clip's zero regions, and soft SAPO's reference
 # values (which were worked out independently of the code).
 
 # %%
@@ -105,7 +105,7 @@ assert torch.allclose(sapo_pos, torch.tensor([0.4700, 0.7921, 1, 1.1881, 1.5729,
 assert torch.allclose(sapo_neg, torch.tensor([0.4671, 0.7912, 1, 1.1869, 1.5362, 1.1663], dtype=torch.float64), atol=1e-4)
 cispo = curves["CISPO (S15), ε_l 1, ε_h 0.2", 1.0]
 assert torch.allclose(cispo, ratios.clamp(max=1.2)) and torch.all(cispo > 0)
-print("checked: kappa(1) = 1 for all; token-clip zero regions; soft SAPO = SPEC §4.3 table; CISPO = min(w, 1.2)")
+print("checked: kappa(1) = 1 for all; token-clip zero regions; soft SAPO = docs/algorithms/soft_sapo.md#key-equations table; CISPO = min(w, 1.2)")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
 for ax, a in zip(axes, (1.0, -1.0)):
@@ -188,4 +188,4 @@ print("wrote", OUT / "token_vs_turn.png")
 # so little, GSPO's $\varepsilon$ is one to two orders of magnitude smaller than the token clip's.
 #
 # **The loss value means nothing here.** Soft SAPO's value at $w=1$ is $-2A/\tau$ and CISPO's is
-# $-A\log\pi$; only the gradient is comparable across surrogates (SPEC §4.3, §4.4).
+# $-A\log\pi$; only the gradient is comparable across surrogates (docs/algorithms/soft_sapo.md#key-equations, docs/algorithms/cispo.md#key-equations).

@@ -152,7 +152,7 @@ for j in rows.tolist():
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
 counts = Counter(sizes.tolist())
 axes[0].bar(list(counts), list(counts.values()), color="tab:blue")
-axes[0].set(title="step-group sizes (SPEC §11 diagnostic)", xlabel="rows in the step group", ylabel="step groups")
+axes[0].set(title="step-group sizes", xlabel="rows in the step group", ylabel="step groups")
 shared = sizes[step_group] > 1
 axes[1].scatter(adv_grpo[~shared], adv_gigpo[~shared], s=10, color="tab:grey", label="singleton step group (A^S = 0)")
 axes[1].scatter(adv_grpo[shared], adv_gigpo[shared], s=10, color="tab:blue", label="shares its state with other rows")
@@ -172,4 +172,4 @@ print("wrote", OUT / "step_groups.png")
 #
 # **Aliasing.** The key is the observation text, not the hidden game state: two copies in the same
 # room with different last observations (after `look` vs after `inventory`) are different anchors,
-# and in ALFWorld every turn after an inadmissible command sees "Nothing happens." (SPEC §3.2).
+# and in ALFWorld every turn after an inadmissible command sees "Nothing happens." (docs/algorithms/gigpo.md#logged-metrics).

@@ -7,7 +7,7 @@
 # * **GRPO**: group z-score advantage (S2), token clip with dual clip (S10), token-mean;
 # * **GSPO**: the same advantage, one clipped ratio per turn (S11–S12), seq-mean-token-mean;
 # * **SAMPO**: GiGPO's anchor-state advantage (S7) + GSPO's turn ratio + the DAPO filter that
-#   drops groups whose returns are all equal (SPEC §7–§8), seq-mean-token-mean.
+#   drops groups whose returns are all equal (docs/algorithms/dynamic_sampling.md#the-rule), seq-mean-token-mean.
 #
 # **This is a demonstration, not a measurement.** To fit in about a minute on a CPU each run is
 # tiny: 3 iterations of 4 games × 4 copies, one seed. At this size the differences between the

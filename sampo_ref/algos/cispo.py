@@ -6,15 +6,15 @@ Relative to GRPO, on the four axes:
 * ratio / clipping: the token ratio is clipped and used as a stop-gradient weight on the
   REINFORCE term, Eq. (S15): the clip bounds the gradient weight but never zeroes it, so no token
   with A != 0 loses its gradient ("tolerant" clipping). No dual clip.
-* aggregation: the configured mode; token-mean for ARLArena's row (SPEC §5).
+* aggregation: the configured mode; token-mean for ARLArena's row (docs/dimensions.md#loss-aggregation).
 * dynamic sampling: none.
 
 Docs page: ``docs/algorithms/cispo.md``.
 
 Defaults and their sources:
 * clip_low = 1.0 (lower bound 0: no lower clipping), clip_high = 0.2, so kappa = min(w, 1.2):
-  [ARL] ALFWorld ``train_cispo.sh`` (SPEC §4.4).
-* log-ratio clamp +-20 before exp: as the token clip (SPEC §1). It only bounds the weight; the
+  [ARL] ALFWorld ``train_cispo.sh`` (docs/algorithms/cispo.md#key-equations).
+* log-ratio clamp +-20 before exp: as the token clip (docs/notation.md). It only bounds the weight; the
   gradient flows through logp itself, so even a clamped token keeps kappa = e^{+-20}.
 
 Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens.
@@ -41,7 +41,7 @@ def cispo_loss(
     logp, logp_old, mask (B, T); adv (B,), one value per row, or (B, T).
     w_hat = clip(w, 1 - eps_l, 1 + eps_h). Gradient: d loss / d logp = -kappa * A, kappa = w_hat,
     never zero for A != 0. Only the gradient has meaning: the loss value is not a surrogate of
-    return (SPEC §4.4). The loss is exactly 0 where mask is 0.
+    return (docs/algorithms/cispo.md#key-equations). The loss is exactly 0 where mask is 0.
     stats (detached scalars): clipfrac (share of valid tokens with w != w_hat),
     clipfrac_lower (always 0, no dual clip), ppo_kl.
     """
@@ -59,7 +59,7 @@ def cispo_loss(
     ratio_clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high).detach()  # (B, T)
     # Eq. (S15): loss = -sg(w_hat) A logp, so d loss / d logp = -w_hat A
     loss = -ratio_clipped * adv * logp  # (B, T)
-    # no max(), no dual clip: the clip bounds kappa, it never sets it to 0 (SPEC §4.4)
+    # no max(), no dual clip: the clip bounds kappa, it never sets it to 0 (docs/algorithms/cispo.md#key-equations)
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
     # --8<-- [end:cispo_loss]
 

@@ -2,7 +2,7 @@
 the k3 KL estimate and the entropy of a softmax.
 
 Pure functions on tensors; nothing here knows about models or environments. Equation tags (S1),
-(S2), ... refer to the project SPEC and the docs pages.
+(S2), ... are the tags of the docs pages (docs/notation.md).
 
 Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens, ``V`` vocabulary,
 ``n`` distinct groups (or trajectories) among the rows.
@@ -52,7 +52,7 @@ def group_stats(values: torch.Tensor, group_index: torch.Tensor):
     """Per-row mean and unbiased std of the row's group, Eq. (S2).
 
     values (B,), group_index (B,) long (any ids, any order) -> (mean (B,), std (B,)).
-    Singleton group: mean 0, std 1 (a convention of the reference code, SPEC S2).
+    Singleton group: mean 0, std 1 (a convention of the reference code, (S2)).
     Constant group: mean equals the value exactly and std is exactly 0.
     """
     inverse, n = dense_index(group_index)  # (B,)
@@ -72,7 +72,7 @@ def group_stats(values: torch.Tensor, group_index: torch.Tensor):
 def row_scores(episode_return: torch.Tensor, valid: torch.Tensor, invalid_penalty: float = 0.1):
     """Eq. (S1): s_j = R_tau(j) - c_inv * (1 - v_j). All (B,).
 
-    The penalty touches only the invalid row's own score, never R (SPEC §2).
+    The penalty touches only the invalid row's own score, never R (docs/rollout.md#from-trajectories-to-rows).
     Default c_inv = 0.1 from [ARL] ``apply_invalid_action_penalty``.
     """
     return episode_return - invalid_penalty * (1.0 - valid.to(episode_return.dtype))
@@ -88,7 +88,7 @@ def _check_mode(mode: str) -> None:
 
 
 def agg_denominator(mask: torch.Tensor, mode: str, max_len: int | None = None) -> float:
-    """The divisor of the §5 formula, computed once on the whole MINI-batch mask (B, T).
+    """The divisor of the aggregation formula (docs/dimensions.md#loss-aggregation), computed once on the whole MINI-batch mask (B, T).
 
     token-mean              -> number of unmasked tokens
     seq-mean-token-mean     -> number of rows with at least one unmasked token (|V|)
@@ -119,11 +119,11 @@ def aggregate(
     denominator: float | None = None,
     max_len: int | None = None,
 ) -> torch.Tensor:
-    """This micro-batch's share of the §5 loss: its partial sum / the mini-batch ``denominator``.
+    """This micro-batch's share of the aggregated loss: its partial sum / the mini-batch ``denominator``.
 
     loss (B, T), mask (B, T) -> scalar. Summed over any split of a mini-batch's rows into
-    micro-batches, with ``denominator = agg_denominator(minibatch_mask, mode)``, it equals the §5
-    formula on the whole mini-batch (project choice, SPEC §5; the reference instead averages
+    micro-batches, with ``denominator = agg_denominator(minibatch_mask, mode)``, it equals the
+    formula on the whole mini-batch (project choice, docs/dimensions.md#loss-aggregation; the reference instead averages
     per-micro-batch means, which differs when micro-batches have unequal token counts).
     ``denominator=None``: treat (loss, mask) as the whole mini-batch (one micro-batch).
     """
@@ -147,9 +147,9 @@ def aggregate(
 
 def clip_stats(clipped: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor, mask: torch.Tensor,
                clipped_lower: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The diagnostics every surrogate logs (SPEC §11), as detached scalars over the valid tokens.
+    """The diagnostics every surrogate logs (docs/metrics.md), as detached scalars over the valid tokens.
 
-    clipped (B, T): where this surrogate's clip acted (its own definition, SPEC §4); clipped_lower
+    clipped (B, T): where this surrogate's clip acted (its own definition, docs/dimensions.md#which-tokens-get-exactly-zero-gradient); clipped_lower
     (B, T): where the dual clip acted (token clip only; else 0); ppo_kl: k1 estimate of
     KL(π_old ‖ π_θ), the token mean of logp_old - logp.
     """
@@ -157,7 +157,7 @@ def clip_stats(clipped: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor
         lower = torch.zeros_like(logp) if clipped_lower is None else clipped_lower.to(logp.dtype)
         return {
             "clipfrac": masked_mean(clipped.to(logp.dtype), mask),
-            "clipfrac_lower": masked_mean(lower, mask),  # over ALL valid tokens (SPEC §4.1)
+            "clipfrac_lower": masked_mean(lower, mask),  # over ALL valid tokens (docs/algorithms/grpo.md#key-equations)
             "ppo_kl": masked_mean(logp_old - logp, mask),
         }
 

@@ -9,20 +9,20 @@ axes, vs GRPO:
 * ratio / clipping: unchanged.
 * aggregation: unchanged.
 * dynamic sampling: this file. Resample, keep non-uniform groups, fill the last try's deficit with
-  uniform groups if needed, truncate by whole groups (SPEC §7).
+  uniform groups if needed, truncate by whole groups (docs/algorithms/dynamic_sampling.md#the-rule).
 
 Pure and independent of models and environments: ``rollout`` is any callable that runs one fresh
 rollout (new resets, new tasks, new group ids) and returns its groups. [ARL] ALFWorld's DAPO_GRPO
-row is plain GRPO + this filter; DAPO_GIGPO and SAMPO put it in front of GiGPO (SPEC §7, §8).
+row is plain GRPO + this filter; DAPO_GIGPO and SAMPO put it in front of GiGPO (docs/algorithms/dynamic_sampling.md#the-rule, docs/algorithms/sampo.md).
 
 Docs page: ``docs/algorithms/dynamic_sampling.md``.
 
 Settings and their sources (no defaults in the signatures; the presets pass them):
 * max_tries (``max_num_gen_batches``) = 3, cold_start_steps = 15: [ARL] ALFWorld DAPO and SAMPO
-  scripts; WebShop SAMPO uses cold start 5; the [ARL] config default is 10 and 0 (SPEC §7).
-* target = train_batch_size * G trajectories (SPEC §7, step 1).
+  scripts; WebShop SAMPO uses cold start 5; the [ARL] config default is 10 and 0 (docs/algorithms/dynamic_sampling.md#the-rule).
+* target = train_batch_size * G trajectories (docs/algorithms/dynamic_sampling.md#the-rule, step 1).
 * the uniformity test is exact equality of raw returns, before any penalty:
-  ``[ARL] multi_turn_rollout/utils.py::filter_group_data`` (SPEC §7).
+  ``[ARL] multi_turn_rollout/utils.py::filter_group_data`` (docs/algorithms/dynamic_sampling.md#the-rule).
 
 Shape legend: ``G`` group size, ``N`` trajectories.
 """
@@ -39,7 +39,7 @@ def _returns_attr(group) -> Sequence[float]:
 
 
 def is_uniform(returns: Sequence[float]) -> bool:
-    """True iff every raw episode return R_tau of the group is exactly equal (SPEC §7).
+    """True iff every raw episode return R_tau of the group is exactly equal (docs/algorithms/dynamic_sampling.md#the-rule).
 
     Exact ``==``, no tolerance: 0.1 + 0.2 and 0.3 differ. A one-trajectory group is uniform.
     """
@@ -50,7 +50,7 @@ def is_uniform(returns: Sequence[float]) -> bool:
 
 # --8<-- [start:filter_active]
 def filter_active(step: int, cold_start_steps: int, enabled: bool, training: bool) -> bool:
-    """SPEC §7 "When it is active": enabled, a training rollout, and step > cold_start_steps.
+    """docs/algorithms/dynamic_sampling.md#the-rule, when it is active: enabled, a training rollout, and step > cold_start_steps.
 
     Global steps count from 1, so with cold_start_steps = 15 the filter first runs at step 16.
     Validation rollouts (training=False) are never filtered.
@@ -68,7 +68,7 @@ def dynamic_sample(
     max_tries: int,
     returns_of: Callable[[Group], Sequence[float]] = _returns_attr,
 ) -> tuple[list[Group], dict]:
-    """SPEC §7 "Resampling", step by step -> (kept groups, info).
+    """docs/algorithms/dynamic_sampling.md#the-rule, step by step -> (kept groups, info).
 
     rollout() runs one fresh rollout and returns its groups, in order. ``returns_of(group)`` gives
     the G raw episode returns of a group (default: ``group.returns``). Every group must hold

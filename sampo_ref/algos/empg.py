@@ -8,17 +8,17 @@ the four axes, vs GRPO:
 * advantage: GRPO (S2) -> per-row entropy scaling g and next-turn bonus f (S8) -> re-centred by
   the batch mean (S9). This file changes only this axis.
 * ratio / clipping: unchanged, the PPO token clip with dual clip (S10), ``grpo.token_clip_loss``.
-* aggregation: unchanged, token-mean (SPEC §5).
+* aggregation: unchanged, token-mean (docs/dimensions.md#loss-aggregation).
 * dynamic sampling: none.
 
 Docs page: ``docs/algorithms/empg.md``.
 
 Defaults and their sources:
 * k = 1, k_f = 1, zeta = 0.05: hard-coded in ``[ARL] core_algos.py::compute_EMPG_advantage``; an
-  older copy used zeta = 0.1; the EMPG paper fixes k = k' = 1 (secondary) (SPEC §3.3).
-* 1e-8 in the min-max normalisation and in g's denominator: the same function (SPEC §3.3).
+  older copy used zeta = 0.1; the EMPG paper fixes k = k' = 1 (secondary) (docs/algorithms/empg.md#key-equations).
+* 1e-8 in the min-max normalisation and in g's denominator: the same function (docs/algorithms/empg.md#key-equations).
 * turn index k is a row field here; the reference parses it from the prompt (project choice,
-  SPEC §3.3).
+  docs/algorithms/empg.md#key-equations).
 
 Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens, ``N`` trajectories.
 """
@@ -41,7 +41,7 @@ def turn_entropy(entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def minmax_normalise(turn_entropy: torch.Tensor) -> torch.Tensor:
-    """SPEC §3.3 step 3: H~_j = (H_j - min_B H) / (max_B H - min_B H + 1e-8), over the whole batch.
+    """docs/algorithms/empg.md#key-equations step 3: H~_j = (H_j - min_B H) / (max_B H - min_B H + 1e-8), over the whole batch.
 
     (B,) -> (B,) in [0, 1). A batch of equal entropies gives 0 everywhere.
     """

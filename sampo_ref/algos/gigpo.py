@@ -9,20 +9,20 @@ discounted step returns are compared with each other. Its choice on the four axe
   discounted step returns (S4), penalised per row (S5), inside anchor-state step groups (S6).
   Final advantage (S7). This file changes only this axis.
 * ratio / clipping: unchanged, the PPO token clip with dual clip (S10), ``grpo.token_clip_loss``.
-* aggregation: unchanged, token-mean (SPEC §5).
+* aggregation: unchanged, token-mean (docs/dimensions.md#loss-aggregation).
 * dynamic sampling: none (DAPO_GIGPO and SAMPO add the filter of ``dynamic_sampling.py``).
 
 Docs page: ``docs/algorithms/gigpo.md``.
 
 Defaults and their sources:
 * mode = "mean_std_norm": the [ARL] and [VA] ALFWorld scripts; the [ARL] config default is
-  "mean_norm", and [ARL]'s WebShop SAMPO script runs "mean_norm" (SPEC §3.2, §8).
-* gamma = 0.95: the [ARL] scripts; the [ARL] config default is 1.0 (SPEC §3.2).
-* step_adv_weight omega = 1.0: ``[ARL] core_algos.py::compute_gigpo_outcome_advantage`` (SPEC §3.2).
-* invalid_penalty c_inv = 0.1: ``[ARL] ray_trainer.py::apply_invalid_action_penalty`` (SPEC §2).
-* eps = 1e-6 in both z-scores: [ARL] ``episode_norm_reward``, ``step_norm_reward`` (SPEC §3.2).
+  "mean_norm", and [ARL]'s WebShop SAMPO script runs "mean_norm" (docs/algorithms/gigpo.md#key-equations, docs/algorithms/sampo.md).
+* gamma = 0.95: the [ARL] scripts; the [ARL] config default is 1.0 (docs/algorithms/gigpo.md#key-equations).
+* step_adv_weight omega = 1.0: ``[ARL] core_algos.py::compute_gigpo_outcome_advantage`` (docs/algorithms/gigpo.md#key-equations).
+* invalid_penalty c_inv = 0.1: ``[ARL] ray_trainer.py::apply_invalid_action_penalty`` (docs/rollout.md#from-trajectories-to-rows).
+* eps = 1e-6 in both z-scores: [ARL] ``episode_norm_reward``, ``step_norm_reward`` (docs/algorithms/gigpo.md#key-equations).
 * grouping by exact anchor string; the reference's optional text-similarity grouping (off by
-  default, threshold 0.95) is deliberately not implemented (SPEC §3.2).
+  default, threshold 0.95) is deliberately not implemented (docs/algorithms/gigpo.md#key-equations).
 
 Shape legend: ``B`` rows (one row = one agent turn), ``N`` trajectories, ``G`` group size.
 """
@@ -77,7 +77,7 @@ def discounted_step_returns(
 
 
 def step_groups(anchors: list[str], group_index: torch.Tensor) -> torch.Tensor:
-    """Anchor-state step groups of SPEC §3.2 -> step_group (B,) long, ids 0..n-1.
+    """Anchor-state step groups of docs/algorithms/gigpo.md#key-equations -> step_group (B,) long, ids 0..n-1.
 
     Two rows share a step group iff they have the same group id **and** exactly the same raw
     anchor string (no normalisation). Repeated states inside one trajectory therefore join the
@@ -93,7 +93,7 @@ def step_groups(anchors: list[str], group_index: torch.Tensor) -> torch.Tensor:
 
 
 def step_group_sizes(step_group: torch.Tensor) -> torch.Tensor:
-    """Rows per step group, (n,) long: the "step-group size histogram" diagnostic of SPEC §11."""
+    """Rows per step group, (n,) long: the "step-group size" diagnostic of docs/algorithms/gigpo.md#logged-metrics."""
     inverse, n = dense_index(step_group)  # (B,)
     return torch.bincount(inverse, minlength=n)  # (n,)
 

@@ -3,9 +3,9 @@
 GRPO is the baseline every other variant is described against. Its choice on the four axes:
 
 * advantage: group z-score of the row scores (S1), with the statistics taken over **all turn-rows**
-  of the group, Eq. (S2). ``per_trajectory=True`` gives SPEC §3.1's "vanilla GRPO" alternative.
+  of the group, Eq. (S2). ``per_trajectory=True`` gives the "vanilla GRPO" alternative of docs/algorithms/grpo.md#key-equations.
 * surrogate: PPO token clip with dual clip, Eq. (S10).
-* aggregation: token-mean (SPEC §5). The trainer calls ``common.aggregate``; this file only makes
+* aggregation: token-mean (docs/dimensions.md#loss-aggregation). The trainer calls ``common.aggregate``; this file only makes
   the per-token loss.
 * dynamic sampling: none.
 
@@ -13,9 +13,9 @@ Docs page: ``docs/algorithms/grpo.md``.
 
 Defaults and their sources:
 * clip_low = clip_high = 0.2, dual_clip c = 3.0 (must be > 1):
-  ``[ARL] recipe/world_agent/config/alfworld_.yaml`` (SPEC §4.1).
-* eps = 1e-6 in the z-score: ``[ARL] core_algos.py::compute_grpo_outcome_advantage`` (SPEC §3.1).
-* log-ratio clamp +-20 before exp: ``[ARL] core_algos.py::compute_policy_loss_vanilla`` (SPEC §1).
+  ``[ARL] recipe/world_agent/config/alfworld_.yaml`` (docs/algorithms/grpo.md#key-equations).
+* eps = 1e-6 in the z-score: ``[ARL] core_algos.py::compute_grpo_outcome_advantage`` (docs/algorithms/grpo.md#key-equations).
+* log-ratio clamp +-20 before exp: ``[ARL] core_algos.py::compute_policy_loss_vanilla`` (docs/notation.md).
 
 Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens, ``N`` trajectories.
 """
@@ -40,7 +40,7 @@ def grpo_advantages(
     scores (B,) are the row scores of Eq. (S1); group_index (B,) and traj_index (B,) are ids.
     Default: mu_g, sigma_g over all rows of the group, so longer trajectories weigh more.
     ``per_trajectory=True``: each trajectory first contributes the mean of its rows' scores, and
-    mu_g, sigma_g are taken over those means; the row still uses its own score s_j (SPEC §3.1).
+    mu_g, sigma_g are taken over those means; the row still uses its own score s_j (docs/algorithms/grpo.md#key-equations).
     Singleton group: mu = 0, sigma = 1. Constant group: every A_j is exactly 0.
     ``norm_by_std=False``: A_j = s_j - mu_g, the Dr. GRPO advantage (arXiv 2503.20783 §3.2).
     """
@@ -76,7 +76,7 @@ def token_clip_loss(
     """Eq. (S10): per-token PPO clip loss with dual clip, to be minimised -> (loss (B, T), stats).
 
     logp, logp_old, mask (B, T); adv (B,) one value per row (a (B, T) advantage also works).
-    Gradient: d loss / d logp = -kappa * A, with kappa = w or exactly 0 (table in SPEC §4.1).
+    Gradient: d loss / d logp = -kappa * A, with kappa = w or exactly 0 (table in docs/algorithms/grpo.md#key-equations).
     ``dual_clip=None`` disables the dual clip. The loss is exactly 0 where mask is 0.
     stats (detached scalars): clipfrac, clipfrac_lower, ppo_kl, all over the valid tokens of mask.
     """

@@ -2,20 +2,20 @@
 
 Relative to GRPO, on the four axes:
 
-* advantage: unchanged, the group z-score (S2). (SAMPO swaps in GiGPO, SPEC §8.)
+* advantage: unchanged, the group z-score (S2). (SAMPO swaps in GiGPO, docs/algorithms/sampo.md.)
 * ratio / clipping: one importance ratio per turn-row, the geometric mean of its token ratios
   s_j (S11), clipped once per turn in the GSPO-token form (S12); no dual clip; the log-ratio is
   not clamped at +-20, only log s is capped at 10.
 * aggregation: the policy term is ALWAYS ``seq-mean-token-mean`` (``PG_AGG``), whatever the
-  configured mode; the KL and entropy terms keep the configured mode (SPEC §4.2, §5).
-* dynamic sampling: none (SAMPO adds the DAPO filter, SPEC §7, §8).
+  configured mode; the KL and entropy terms keep the configured mode (docs/algorithms/gspo.md#key-equations, docs/dimensions.md#loss-aggregation).
+* dynamic sampling: none (SAMPO adds the DAPO filter, docs/algorithms/dynamic_sampling.md#the-rule, docs/algorithms/sampo.md).
 
 Docs page: ``docs/algorithms/gspo.md``.
 
 Defaults and their sources:
 * clip_low = 3e-3, clip_high = 4e-3: [ARL] released ALFWorld scripts ``train_gspo.sh`` and
-  ``train_sampo.sh`` (SPEC §4.2 table; the GSPO paper, [VA] and [ARL-dev] use 3e-4 / 4e-4).
-* cap log s <= 10 and no +-20 clamp: ``[ARL] core_algos.py::compute_policy_loss_gspo`` (SPEC §4.2).
+  ``train_sampo.sh`` (docs/algorithms/gspo.md#key-equations table; the GSPO paper, [VA] and [ARL-dev] use 3e-4 / 4e-4).
+* cap log s <= 10 and no +-20 clamp: ``[ARL] core_algos.py::compute_policy_loss_gspo`` (docs/algorithms/gspo.md#key-equations).
 
 Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens.
 """
@@ -27,7 +27,7 @@ import torch
 from sampo_ref.algos import grpo
 from sampo_ref.algos.common import clip_stats, masked_mean
 
-PG_AGG = "seq-mean-token-mean"  # SPEC §4.2: GSPO's policy term is always aggregated this way
+PG_AGG = "seq-mean-token-mean"  # docs/algorithms/gspo.md#key-equations: GSPO's policy term is always aggregated this way
 
 
 def seq_log_ratio(logp: torch.Tensor, logp_old: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -37,7 +37,7 @@ def seq_log_ratio(logp: torch.Tensor, logp_old: torch.Tensor, mask: torch.Tensor
     Differentiable in ``logp``: d log s_j / d logp_{j,t} = m_{j,t} / L_j.
     """
     # --8<-- [start:seq_log_ratio]
-    log_ratio = logp - logp_old  # (B, T)  lambda, no +-20 clamp (SPEC §4.2)
+    log_ratio = logp - logp_old  # (B, T)  lambda, no +-20 clamp (docs/algorithms/gspo.md#key-equations)
     # where(), not * mask: a non-finite log-prob on padding must not reach the row mean
     log_ratio = torch.where(mask.bool(), log_ratio, torch.zeros_like(log_ratio))  # (B, T)
     return masked_mean(log_ratio, mask, dim=-1)  # (B,)
@@ -82,7 +82,7 @@ def gspo_loss(
     pg_clipped = -adv * torch.clamp(seq_ratio, 1.0 - clip_low, 1.0 + clip_high)  # (B, T)
     # Eq. (S12): the pessimistic (larger) of the two losses, decided once per turn
     loss = torch.maximum(pg_unclipped, pg_clipped)  # (B, T)
-    # no dual clip: GSPO clips whole turns (SPEC §4.2)
+    # no dual clip: GSPO clips whole turns (docs/algorithms/gspo.md#key-equations)
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
     # --8<-- [end:gspo_token]
 
@@ -100,7 +100,7 @@ def gspo_loss(
 
 # ----------------------------------------------------------------------------- entry points
 
-SEQ_MASK = False  # [ARL] offers no sequence mask on GSPO (SPEC §4.6): it already clips whole turns
+SEQ_MASK = False  # [ARL] offers no sequence mask on GSPO (docs/algorithms/seq_mask.md#key-equations): it already clips whole turns
 advantages = grpo.advantages  # no change on the advantage axis
 
 

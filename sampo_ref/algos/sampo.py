@@ -5,8 +5,8 @@ Dynamic Filtering" (ARLArena's overview figure, Part 4). This file therefore onl
 
 * advantage: GiGPO (S3–S7), ``mean_std_norm``, ω = 1, γ = 0.95 — ``gigpo.advantages``;
 * ratio / clipping: GSPO's turn-level ratio, token form (S11–S12), no dual clip — ``gspo.policy_loss``;
-* aggregation: ``seq-mean-token-mean`` for every term (policy, KL, entropy; SPEC §8);
-* dynamic sampling: the DAPO filter (SPEC §7) — ``dynamic_sampling.dynamic_sample``, always on
+* aggregation: ``seq-mean-token-mean`` for every term (policy, KL, entropy; docs/algorithms/sampo.md);
+* dynamic sampling: the DAPO filter (docs/algorithms/dynamic_sampling.md#the-rule) — ``dynamic_sampling.dynamic_sample``, always on
   (after ``cold_start_steps``).
 
 Objective (S21): the GSPO surrogate on GiGPO advantages of the groups the filter keeps, minus
@@ -15,7 +15,7 @@ gives exactly the numbers of its parts.
 
 Docs page: ``docs/algorithms/sampo.md``.
 
-Defaults and their sources (SPEC §8, ``[ARL] examples/embody_agent_trainer/Qwen3-4B/train_sampo.sh``):
+Defaults and their sources (docs/algorithms/sampo.md, ``[ARL] examples/embody_agent_trainer/Qwen3-4B/train_sampo.sh``):
 ε_l/ε_h = 3e-3/4e-3 (full scale; the toy preset uses wider values, see ``sampo_ref/presets.py``),
 GiGPO mean_std_norm, ω = 1, γ = 0.95, β = 0.01, c_H = 0.001, filter with 3 batches and cold
 start 15. The released ALFWorld script cannot run as released (no ``sampo`` estimator mapping in

@@ -1,6 +1,6 @@
 """SAPO: Search-Agent Policy Optimization (J. Li et al., arXiv 2603.10069), conditional KL.
 
-Not Qwen's Soft Adaptive PO, which is ``soft_sapo.py`` (SPEC §1). GRPO plus a token-level k1 KL
+Not Qwen's Soft Adaptive PO, which is ``soft_sapo.py`` (docs/notation.md). GRPO plus a token-level k1 KL
 penalty on tokens of non-negative-advantage rows whose ratio fell to t_kl or below.
 
 Relative to GRPO, on the four axes:
@@ -9,7 +9,7 @@ Relative to GRPO, on the four axes:
 * ratio / clipping: the GRPO token clip (S10) with symmetric eps and NO dual clip, plus
   w_kl * L_ckl, Eq. (S16): -lambda on tokens of rows in P = {A >= 0} with lambda <= ln t_kl,
   lambda UNCLAMPED, averaged over N_P = the response tokens of the rows in P.
-* aggregation: token-mean for the clip term (``PG_AGG``, SPEC §5); the KL term has its own
+* aggregation: token-mean for the clip term (``PG_AGG``, docs/dimensions.md#loss-aggregation); the KL term has its own
   denominator N_P, counted over the whole MINI-batch (``kl_denominator``).
 * dynamic sampling: none.
 
@@ -17,13 +17,13 @@ Docs page: ``docs/algorithms/sapo.md``.
 
 Defaults and their sources:
 * t_kl = 0.8 (= 1 - eps_l) and w_kl = 0.1: PROJECT CHOICES. The paper's values were not
-  available (SPEC §4.5); chosen on a toy sweep t_kl in {0.5, 0.8, 0.95} x w_kl in {0.01, 0.1, 1}
+  available (docs/algorithms/sapo.md#key-equations); chosen on a toy sweep t_kl in {0.5, 0.8, 0.95} x w_kl in {0.01, 0.1, 1}
   (``benchmarks/sapo_sweep.py``, table in docs/algorithms/sapo.md): t_kl = 0.5 barely acts,
   w_kl = 1 gave the largest gradient norms, the middle of the grid is flat within noise.
 * include_zero_adv = True: as in the paper's published code listing (secondary); the abstract
-  says "positive" tokens, and ``False`` gives P = {A > 0} (project choice, SPEC §4.5).
-* clip_low = clip_high = 0.2, no dual clip: the listing (SPEC §4.5) with the GRPO default eps.
-* the threshold is on the ratio, not the token probability, as in the listing (SPEC §4.5).
+  says "positive" tokens, and ``False`` gives P = {A > 0} (project choice, docs/algorithms/sapo.md#key-equations).
+* clip_low = clip_high = 0.2, no dual clip: the listing (docs/algorithms/sapo.md#key-equations) with the GRPO default eps.
+* the threshold is on the ratio, not the token probability, as in the listing (docs/algorithms/sapo.md#key-equations).
 
 How the two parts combine (the trainer, per micro-batch, with mini-batch denominators):
     L = aggregate(clip_loss, mask, "token-mean", N) + w_kl * aggregate(ckl, mask, "token-mean", N_P)
@@ -43,7 +43,7 @@ from sampo_ref.algos import grpo
 from sampo_ref.algos.common import agg_denominator, masked_mean
 from sampo_ref.algos.grpo import token_clip_loss
 
-PG_AGG = "token-mean"  # SPEC §4.5: the listing's token-mean; sapo_loss's folding assumes it
+PG_AGG = "token-mean"  # docs/algorithms/sapo.md#key-equations: the listing's token-mean; sapo_loss's folding assumes it
 
 
 def positive_rows(adv: torch.Tensor, include_zero_adv: bool = True) -> torch.Tensor:
@@ -77,7 +77,7 @@ def conditional_kl(
     if not t_kl > 0.0:
         raise ValueError(f"need t_kl > 0, got {t_kl!r}")
     # --8<-- [start:conditional_kl]
-    log_ratio = logp - logp_old  # (B, T)  lambda, no +-20 clamp (SPEC §4.5)
+    log_ratio = logp - logp_old  # (B, T)  lambda, no +-20 clamp (docs/algorithms/sapo.md#key-equations)
     # Eq. (S16): the condition j in P, m = 1, lambda <= ln t_kl (on the ratio, not the probability)
     selected = in_p.bool().unsqueeze(-1) & mask.bool() & (log_ratio <= math.log(t_kl))  # (B, T)
     return torch.where(selected, -log_ratio, torch.zeros_like(log_ratio))  # (B, T)

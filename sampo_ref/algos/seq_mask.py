@@ -1,4 +1,4 @@
-"""Sequence (turn) masking: drop negative-advantage turns whose ratio fell too far (SPEC §4.6).
+"""Sequence (turn) masking: drop negative-advantage turns whose ratio fell too far (docs/algorithms/seq_mask.md#key-equations).
 
 A knob, not a loss: the trainer removes masked turns from the POLICY term's mask of the token clip
 (S10), soft SAPO (S14) or CISPO (S15); the KL and entropy terms keep the full response mask. The
@@ -11,16 +11,16 @@ Relative to GRPO, on the four axes:
 * ratio / clipping: the base loss's clipping, plus every token of a turn with A < 0 and
   s_j < e^{-delta} gets kappa = 0, Eq. (S17). Not offered on GSPO (as in [ARL]).
 * aggregation: the configured mode (token-mean in [ARL]); masked turns also leave the
-  policy term's denominator, and its clipfrac / ppo_kl denominators (SPEC §4.1, §4.6).
+  policy term's denominator, and its clipfrac / ppo_kl denominators (docs/algorithms/grpo.md#key-equations, docs/algorithms/seq_mask.md#key-equations).
 * dynamic sampling: none.
 
 Docs page: ``docs/algorithms/seq_mask.md``.
 
 Defaults and their sources:
-* delta = 3e-3, which masks A < 0 turns with s_j < 0.997: the [ARL] seq-mask scripts (SPEC §4.6).
+* delta = 3e-3, which masks A < 0 turns with s_j < 0.997: the [ARL] seq-mask scripts (docs/algorithms/seq_mask.md#key-equations).
   The [ARL] code default is 0.223 ~ ln 1.25 (masks s_j < 0.8).
 * sign: Eq. (S17) as written, log(pi_old / pi_theta); the [ARL] docstring states the opposite sign
-  but its computation agrees with (S17) (SPEC §4.6).
+  but its computation agrees with (S17) (docs/algorithms/seq_mask.md#key-equations).
 
 Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens.
 """

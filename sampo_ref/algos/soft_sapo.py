@@ -1,7 +1,7 @@
 """Soft SAPO: Soft Adaptive Policy Optimization (Qwen, arXiv 2511.20347), a sigmoid gate.
 
 ARLArena's row "SAPO" is this method; in this project "SAPO" alone means Search-Agent SAPO
-(``sapo.py``, SPEC §1).
+(``sapo.py``, docs/notation.md).
 
 Relative to GRPO, on the four axes:
 
@@ -9,7 +9,7 @@ Relative to GRPO, on the four axes:
 * ratio / clipping: no hard clip. The token ratio w passes through a sigmoid gate of temperature
   tau, f_tau(w) = (4 / tau) sigma(tau (w - 1)), Eq. (S14); tau is chosen per row by the sign of
   the row's mean advantage. The gradient weight decays smoothly and is never exactly zero.
-* aggregation: the configured mode; token-mean for ARLArena's row (SPEC §4.3, §5). The soft SAPO
+* aggregation: the configured mode; token-mean for ARLArena's row (docs/algorithms/soft_sapo.md#key-equations, docs/dimensions.md#loss-aggregation). The soft SAPO
   paper itself uses seq-mean-token-mean.
 * dynamic sampling: none.
 
@@ -17,10 +17,10 @@ Docs page: ``docs/algorithms/soft_sapo.md``.
 
 Defaults and their sources:
 * tau_pos = 1.0, tau_neg = 1.05: ``[ARL] examples/embody_agent_trainer/Qwen3-4B/train_sapo.sh``
-  and the [verl] comment "default values used in the paper" (SPEC §4.3). The [ARL] docstring's
+  and the [verl] comment "default values used in the paper" (docs/algorithms/soft_sapo.md#key-equations). The [ARL] docstring's
   "tau_neg default 2.0" is stale.
-* log-ratio clamp +-20 before exp: as the token clip (SPEC §1, §4.3 "except through the clamp").
-* diagnostic clip thresholds 1.2 / 0.8: SPEC §4.3 "Clip fraction"; they do not affect the loss.
+* log-ratio clamp +-20 before exp: as the token clip (docs/notation.md, docs/algorithms/soft_sapo.md#key-equations).
+* diagnostic clip thresholds 1.2 / 0.8: docs/algorithms/soft_sapo.md#logged-metrics; they do not affect the loss.
 
 Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens.
 """
@@ -32,7 +32,7 @@ import torch
 from sampo_ref.algos import grpo
 from sampo_ref.algos.common import clip_stats, masked_mean
 
-DIAG_HIGH, DIAG_LOW = 1.2, 0.8  # SPEC §4.3: thresholds of the diagnostic clip fraction only
+DIAG_HIGH, DIAG_LOW = 1.2, 0.8  # docs/algorithms/soft_sapo.md#key-equations: thresholds of the diagnostic clip fraction only
 
 
 def soft_sapo_loss(
@@ -61,7 +61,7 @@ def soft_sapo_loss(
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens
     # --8<-- [start:soft_gate]
     adv_row = masked_mean(adv.expand_as(logp), mask, dim=-1)  # (B,)  mean advantage A-bar_j
-    # temperature per row by the sign of A-bar_j (SPEC §4.3)
+    # temperature per row by the sign of A-bar_j (docs/algorithms/soft_sapo.md#key-equations)
     tau = torch.where(adv_row > 0, tau_pos, tau_neg).to(logp.dtype).unsqueeze(-1)  # (B, 1)
 
     log_ratio = logp - logp_old  # (B, T)  lambda
@@ -69,7 +69,7 @@ def soft_sapo_loss(
     # Eq. (S14): f_tau(w) = (4 / tau) sigma(tau (w - 1)); loss = -f_tau(w) A
     gate = 4.0 / tau * torch.sigmoid(tau * (ratio - 1.0))  # (B, T)
     loss = -gate * adv  # (B, T)
-    # no hard clip anywhere: the gate only bends kappa (SPEC §4.3)
+    # no hard clip anywhere: the gate only bends kappa (docs/algorithms/soft_sapo.md#key-equations)
     loss = torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (B, T)
     # --8<-- [end:soft_gate]
 

@@ -1,6 +1,6 @@
 """The ALFWorld task: the real ``alfworld`` package (0.4.2, ``AlfredTWEnv``) and ARLArena's testbed.
 
-SPEC §12. What comes from ``alfworld`` unchanged:
+docs/alfworld.md#2-the-testbed. What comes from ``alfworld`` unchanged:
 
 * the game pools: ``AlfredTWEnv(config, split).game_files`` (its loader's filters: no
   ``movable``/``Sliced`` trials, the six task types, ``solvable`` games only);
@@ -9,10 +9,10 @@ SPEC §12. What comes from ``alfworld`` unchanged:
   it in-process), one per group copy, as [ARL] runs one batch-1 env per worker;
 * with ``expert=…``, ALFWorld's expert wrapper (``training_method: dagger``) adds ``expert_plan``.
 
-What this module adds is ARLArena's side of the testbed: the prompt of SPEC §12.5 word for
+What this module adds is ARLArena's side of the testbed: the prompt of docs/alfworld.md#2-the-testbed word for
 word, reward 10·won on the winning turn, the 50-turn limit, the history window, and the task
-type of each game (``category``). Actions are sent to the game as parsed (SPEC §12.6); the game
-answers "Nothing happens." to anything that is not an admissible command (SPEC §12.3).
+type of each game (``category``). Actions are sent to the game as parsed (docs/alfworld.md#2-the-testbed); the game
+answers "Nothing happens." to anything that is not an admissible command (docs/alfworld.md#2-the-testbed).
 
 Game data: ``$ALFWORLD_DATA`` (or ``--alfworld-data``) must hold ``json_2.1.1/<split>/`` and
 ``logic/``; ``alfworld-download`` writes them on a machine with internet access. Offline,
@@ -31,7 +31,7 @@ from typing import Any
 from sampo_ref.rollout import PromptInput
 from toy_envs.batch import BatchEnv
 
-# split name → AlfredTWEnv's train_eval argument (SPEC §12.1)
+# split name → AlfredTWEnv's train_eval argument (docs/alfworld.md#2-the-testbed)
 SPLITS = {"train": "train", "valid_seen": "eval_in_distribution", "valid_unseen": "eval_out_of_distribution"}
 TASK_TYPES = ("pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_place_in_recep",
               "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep", "pick_two_obj_and_place")
@@ -42,7 +42,7 @@ DOWNLOAD_HINT = ("download it on a machine with internet access (pip install alf
                  "`alfworld-download`, which writes ~/.cache/alfworld) and copy that folder here, "
                  "or write small synthetic games with `python -m sampo_ref.envs.alfworld_synth DIR`")
 
-# ARLArena's prompt (SPEC §12.5; [ARL] agent_system/environments/prompts/alfworld.py), word for word,
+# ARLArena's prompt (docs/alfworld.md#2-the-testbed; [ARL] agent_system/environments/prompts/alfworld.py), word for word,
 # including the source's "observaitons" and the space after "tags.".
 _INSTRUCTIONS = """Your admissible actions of the current situation are: [{admissible_actions}].
 
@@ -78,7 +78,7 @@ def default_data_dir() -> str:
 
 
 def alfworld_config(data_dir: str | os.PathLike, max_turns: int = MAX_TURNS, expert: str | None = None) -> dict:
-    """The minimal ``AlfredTWEnv`` config (SPEC §12.1, §13): paths under ``data_dir``, all six task
+    """The minimal ``AlfredTWEnv`` config (docs/alfworld.md#2-the-testbed, docs/alfworld.md#1-install-and-get-the-data): paths under ``data_dir``, all six task
     types, no domain randomisation, templated goals; ``expert`` (handcoded or planner) adds
     ALFWorld's expert wrapper on the train split (``training_method: dagger``)."""
     root = Path(data_dir).expanduser()
@@ -97,17 +97,17 @@ def alfworld_config(data_dir: str | os.PathLike, max_turns: int = MAX_TURNS, exp
 
 
 def task_description(intro: str) -> str:
-    """The task: the text after "Your task is to: " in the first observation (SPEC §12.3)."""
+    """The task: the text after "Your task is to: " in the first observation (docs/alfworld.md#2-the-testbed)."""
     return intro.partition("Your task is to: ")[2].strip()
 
 
 def admissible_text(admissible: list[str]) -> str:
-    """Each command in single quotes, joined by a newline and a space, ``help`` removed (SPEC §12.5)."""
+    """Each command in single quotes, joined by a newline and a space, ``help`` removed (docs/alfworld.md#2-the-testbed)."""
     return "\n ".join(f"'{a}'" for a in admissible if a != "help")
 
 
 def arlarena_prompt(p: PromptInput, history: int = 2) -> str:
-    """ARLArena's ALFWorld prompt for one turn (SPEC §12.5)."""
+    """ARLArena's ALFWorld prompt for one turn (docs/alfworld.md#2-the-testbed)."""
     actions = admissible_text(p.info["admissible_commands"])
     if p.turn == 0 or history <= 0:
         return TEMPLATE_NO_HISTORY.format(current_observation=p.obs, admissible_actions=actions)
@@ -125,7 +125,7 @@ class AlfworldEnv:
 
     ``reset() -> (obs, info)``, ``step(action) -> (obs, reward, terminated, truncated, info)``;
     obs is ALFWorld's raw text. ``info``: admissible_commands (as the game lists them, ``help``
-    included), won, anchor (the raw observation: GiGPO's state key, SPEC §2), gamefile, turn, and
+    included), won, anchor (the raw observation: GiGPO's state key, docs/rollout.md#from-trajectories-to-rows), gamefile, turn, and
     expert_plan when the expert wrapper is on. reward = ``win_reward`` on the winning turn;
     terminated = won; truncated = ``max_turns`` reached first.
     """
@@ -166,8 +166,8 @@ class AlfworldTask:
     """Game pools (train split; ``eval_split`` for evaluation) and envs, the ARLArena prompt.
 
     ``train_games`` / ``eval_games``: the first that many games of the sorted split (0 = all).
-    ``require_think``: the strict <think>/<action> rule of SPEC §12.6 (real LLMs); the tiny policy
-    answers <action> only (SPEC §12.5 "Toy variant").
+    ``require_think``: the strict <think>/<action> rule of docs/alfworld.md#2-the-testbed (real LLMs); the tiny policy
+    answers <action> only (docs/architecture.md#the-toy-prompt).
     """
 
     def __init__(self, data_dir: str | os.PathLike, train_games: int = 0, eval_games: int = 0,
@@ -230,7 +230,7 @@ class AlfworldTask:
         return arlarena_prompt(p, self.history)
 
     def category(self, game: str | os.PathLike) -> str:
-        """The ALFWorld task type of a game, from its trial folder's name (SPEC §12.2)."""
+        """The ALFWorld task type of a game, from its trial folder's name (docs/alfworld.md#2-the-testbed)."""
         kind = Path(game).parent.parent.name.split("-")[0]
         if kind not in TASK_TYPES:
             raise ValueError(f"{game}: its folder name does not start with one of the task types {TASK_TYPES}")

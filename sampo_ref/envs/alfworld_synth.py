@@ -1,4 +1,4 @@
-"""Small synthetic ALFWorld games, written in ALFWorld's own file format (SPEC §13), for offline use.
+"""Small synthetic ALFWorld games, written in ALFWorld's own file format (docs/alfworld.md#1-install-and-get-the-data), for offline use.
 
 The real ALFWorld data (3,553 training games) is downloaded from github.com with
 ``alfworld-download``, which this project's machines cannot reach. The real ``alfworld``

@@ -1,7 +1,7 @@
 """The toy task: TextWorld games from ``toy_envs`` and the compact prompt the tiny policy reads.
 
 The prompt keeps ARLArena's fields (task, current observation, last H (observation, action)
-pairs, admissible actions; SPEC §12.5) in a compact form a 0.5M-parameter model can read in
+pairs, admissible actions; docs/alfworld.md#2-the-testbed) in a compact form a 0.5M-parameter model can read in
 ~40 tokens:
 
     goal: take the coin
@@ -55,7 +55,7 @@ def toy_prompt(p: PromptInput, rng: random.Random, family: str, history: int = 2
 class ToyTask:
     """Game pools (training seeds and held-out seeds) and envs for one family and level."""
 
-    require_think = False  # the toy prompt asks for <action> only (SPEC §12.5 "Toy variant")
+    require_think = False  # the toy prompt asks for <action> only (docs/architecture.md#the-toy-prompt)
 
     def __init__(self, family: str, level: int, train_games: int, eval_games: int, max_turns: int = 0,
                  win_reward: float = 1.0, history: int = 2, instruction: bool = False, progress: bool = True):
@@ -94,7 +94,7 @@ def random_play(task, games: list[Path], examples: int, seed: int = 0) -> list[t
     """(prompt, action) pairs from uniformly random admissible play on ``games`` of ``task`` (a
     ``ToyTask`` or an ``AlfworldTask``: anything with ``envs`` and ``prompt``).
 
-    The tiny policy's warm-start imitates these: the format, not the solution (DESIGN §5).
+    The tiny policy's warm-start imitates these: the format, not the solution.
     """
     rng = random.Random(seed)
     pairs: list[tuple[str, str]] = []

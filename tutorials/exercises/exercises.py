@@ -117,13 +117,13 @@ def discounted_step_returns(
 
 
 def step_groups(anchors: list[str], group_index: torch.Tensor) -> torch.Tensor:
-    r"""Exercise 6 — GiGPO's anchor-state step groups (SPEC §3.2).
+    r"""Exercise 6 — GiGPO's anchor-state step groups (docs/algorithms/gigpo.md#key-equations).
 
     anchors: the B raw anchor observations (strings); group_index (B,) long. Return step_group (B,)
     long: two rows get the same id iff they have the same group id AND exactly the same anchor
     string (no normalisation). Only the partition matters, not how the ids are numbered.
     """
-    raise NotImplementedError("exercise 6: step_groups (§3.2)")
+    raise NotImplementedError("exercise 6: step_groups (docs/algorithms/gigpo.md#key-equations)")
 
 
 def step_advantages(
@@ -143,7 +143,7 @@ def step_advantages(
 
 
 def aggregate(loss: torch.Tensor, mask: torch.Tensor, mode: str, max_len: int | None = None) -> torch.Tensor:
-    r"""Exercise 8 — the four loss-aggregation modes (docs §5 "Loss aggregation").
+    r"""Exercise 8 — the four loss-aggregation modes (docs/dimensions.md#loss-aggregation).
 
     loss, mask (B, T). Return a scalar:
 
@@ -155,7 +155,7 @@ def aggregate(loss: torch.Tensor, mask: torch.Tensor, mode: str, max_len: int | 
     An empty selection (no real token) gives 0, not NaN. An unknown mode raises ValueError; the
     -norm mode without max_len too. Masked positions must not leak in, even if they hold NaN.
     """
-    raise NotImplementedError("exercise 8: aggregate (§5)")
+    raise NotImplementedError("exercise 8: aggregate (docs/dimensions.md#loss-aggregation)")
 
 
 def k3_kl(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:

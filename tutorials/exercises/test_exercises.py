@@ -78,7 +78,7 @@ def test_the_handout_is_blank(request):
 
 
 def test_grpo_worked_example(impl):
-    """SPEC §3.4: scores (10, 10, 0, -0.1, 0) in one group; mu = 3.98, sigma = 5.4956."""
+    """docs/algorithms/gigpo.md#key-equations: scores (10, 10, 0, -0.1, 0) in one group; mu = 3.98, sigma = 5.4956."""
     scores = _t([10.0, 10.0, 0.0, -0.1, 0.0])
     mu = (10 + 10 + 0 - 0.1 + 0) / 5
     sigma = math.sqrt(sum((s - mu) ** 2 for s in (10, 10, 0, -0.1, 0)) / 4)
@@ -185,7 +185,7 @@ def test_gspo_matches_reference_on_random_rows(impl):
 
 
 def test_discounted_step_returns_hand_worked(impl):
-    # SPEC §3.4, rows shuffled: tau1 r = (0, 10) -> G = (0.95 * 10, 10); tau2 r = (0, 0, 0) -> 0
+    # docs/algorithms/gigpo.md#key-equations, rows shuffled: tau1 r = (0, 10) -> G = (0.95 * 10, 10); tau2 r = (0, 0, 0) -> 0
     order = [3, 0, 4, 1, 2]
     reward, traj, turn = _t([0.0, 10.0, 0.0, 0.0, 0.0]), torch.tensor([0, 0, 1, 1, 1]), torch.tensor([0, 1, 0, 1, 2])
     got = impl.discounted_step_returns(reward[order], traj[order], turn[order], 0.95)
@@ -219,7 +219,7 @@ def test_step_groups_match_reference(impl):
 
 
 def test_step_advantages_hand_worked(impl):
-    # SPEC §3.4: G~ = (9.5, 10, 0, -0.1, 0); rows 0 and 2 share the intro state, the rest are alone
+    # docs/algorithms/gigpo.md#key-equations: G~ = (9.5, 10, 0, -0.1, 0); rows 0 and 2 share the intro state, the rest are alone
     step_return, step_group = _t([9.5, 10.0, 0.0, -0.1, 0.0]), torch.tensor([0, 1, 0, 2, 3])
     sigma = math.sqrt(2 * 4.75**2 / 1)  # pair (9.5, 0): mean 4.75, unbiased std
     got = impl.step_advantages(step_return, step_group, "mean_std_norm")
@@ -239,7 +239,7 @@ def test_step_advantages_match_reference(impl):
                                    solutions.step_advantages(step_return, step_group, mode))
 
 
-# ----------------------------------------------------------------------------- 8. aggregation (§5)
+# ----------------------------------------------------------------------------- 8. aggregation (docs/dimensions.md#loss-aggregation)
 
 
 def test_aggregate_hand_worked(impl):
