@@ -26,6 +26,7 @@ DOCS = ROOT / "docs"
 REFERENCES = DOCS / "references.md"
 SCANNED = ["sampo_ref", "toy_envs", "tests", "tutorials", "benchmarks", "docs"]
 SUFFIXES = {".py", ".md", ".js", ".yml", ".toml"}
+IGNORED = {"tex-mml-svg.js"}  # MathJax, vendored into docs/javascripts by the docs build (.gitignore)
 
 # the project's background notes are not shipped: nothing may point at them (letters split so
 # that this file does not match its own pattern)
@@ -43,10 +44,11 @@ EXPLICIT_ID = re.compile(r"""\{[^}]*#([\w-]+)[^}]*\}|\bid=["']([\w-]+)["']""")
 
 
 def scanned_files() -> list[Path]:
+    """The repository's own text files (git ignores what the build vendors, such as MathJax)."""
     files = [ROOT / "README.md"]
     for top in SCANNED:
         files += [p for p in sorted((ROOT / top).rglob("*")) if p.suffix in SUFFIXES and p.is_file()
-                  and "__pycache__" not in p.parts]
+                  and "__pycache__" not in p.parts and p.name not in IGNORED]
     return files
 
 
