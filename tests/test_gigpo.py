@@ -13,6 +13,7 @@ import torch
 from sampo_ref.algos.common import row_scores
 from sampo_ref.algos.gigpo import (
     discounted_step_returns,
+    episode_advantages,
     gigpo_advantages,
     step_advantages,
     step_group_sizes,
@@ -68,6 +69,34 @@ def test_worked_example_gigpo_mean_std_norm_column():
     """Checks (S7) on docs/algorithms/gigpo.md#key-equations: GiGPO column = GRPO column + A^S."""
     adv = gigpo_advantages(**EX, gamma=0.95, mode="mean_std_norm", invalid_penalty=0.1)
     assert torch.allclose(adv, _t([1.8025, 1.0954, -1.4313, -0.7424, -0.7242]), atol=1e-4)
+
+
+@pytest.mark.equation("S3")
+def test_episode_term_over_rows_vs_the_papers_eq3_over_trajectory_returns():
+    """(S3) takes the statistics over all turn-rows (ARLArena, verl-agent); GiGPO's Eq. 3 over the N returns.
+
+    Worked example: rows give (1.0954, 1.0954, -0.7242, -0.7424, -0.7242); Eq. 3 on the returns
+    (10, 0) gives mean 5, unbiased std 5 * sqrt(2), so +-0.7071 for every row of each trajectory.
+    """
+    scores = row_scores(EX["episode_return"], EX["valid"], 0.1)
+    rows = episode_advantages(scores, EX["group_index"], "mean_std_norm")
+    assert torch.allclose(rows, _t([1.0954, 1.0954, -0.7242, -0.7424, -0.7242]), atol=1e-4)
+    returns = (10.0, 0.0)
+    mu, sigma = 5.0, math.sqrt(((10 - 5) ** 2 + (0 - 5) ** 2) / 1)
+    eq3 = _t([(returns[int(i)] - mu) / (sigma + 1e-6) for i in EX["traj_index"]])
+    assert torch.allclose(eq3, _t([0.7071, 0.7071, -0.7071, -0.7071, -0.7071]), atol=1e-4)
+    assert (rows - eq3).abs().max() > 0.3, "the two readings differ on trajectories of unequal length"
+    # Equal lengths L and no penalty: the means agree, the unbiased stds differ by Bessel's correction,
+    # so rows = Eq. 3 * sqrt((N L - 1) / (L (N - 1))).
+    N, L = 3, 4
+    ret = _t([10.0, 0.0, 4.0])
+    traj = torch.arange(N).repeat_interleave(L)
+    rows = episode_advantages(ret[traj], torch.zeros(N * L, dtype=torch.long), "mean_std_norm", eps=0.0)
+    eq3 = ((ret - ret.mean()) / ret.std())[traj]  # torch's std is the unbiased one
+    assert torch.allclose(rows, eq3 * math.sqrt((N * L - 1) / (L * (N - 1))), atol=1e-12)
+    # mean_norm: no std, so the two readings agree exactly in this case
+    assert torch.allclose(episode_advantages(ret[traj], torch.zeros(N * L, dtype=torch.long), "mean_norm"),
+                          (ret - ret.mean())[traj], atol=1e-12)
 
 
 @pytest.mark.equation("S3", "S6", "S7")

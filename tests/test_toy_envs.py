@@ -87,6 +87,18 @@ def test_anchor_tells_rooms_apart_when_the_text_is_the_same(env):
     assert first[4]["room"] != second[4]["room"] and first[4]["anchor"] != second[4]["anchor"]
 
 
+def test_look_keeps_the_anchor_only_where_the_room_text_was_already_the_last_observation(env):
+    """What tutorials 2 and 5 state: the anchor is the room + the last observation text."""
+    _, info = env.reset()
+    intro = info["anchor"]
+    after_look = env.step("look")[4]["anchor"]
+    assert after_look != intro, "on the first turn `look` replaces the intro text: a new anchor"
+    assert env.step("look")[4]["anchor"] == after_look, "a second `look` brings the same text back"
+    walked_in = env.step(info["walkthrough"][0])[4]["anchor"]  # into the next room
+    assert env.step("look")[4]["anchor"] == walked_in, "`look` right after walking in: the same anchor"
+    assert env.step("inventory")[4]["anchor"] != walked_in, "`inventory` brings new text: a new anchor"
+
+
 @pytest.mark.parametrize("win_reward", [1.0, 2.5])
 def test_walkthrough_wins_with_reward_exactly_once(coin_games, win_reward):
     env = TextGameEnv(coin_games[1], win_reward=win_reward)

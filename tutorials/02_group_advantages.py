@@ -42,14 +42,15 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # %% [markdown]
 # ## 1. Rows, scores and GRPO's z-score
 #
-# docs/algorithms/gigpo.md#key-equations: one group of $G=2$ copies of a task. Trajectory 1 wins on its second turn
-# ($r^\text{env}=(0,10)$); trajectory 2 fails in three turns, and its second turn is invalid.
+# docs/algorithms/gigpo.md#key-equations: one group of $G=2$ copies of a task. Turns are counted from $k=0$, as in the
+# code. Trajectory 1 wins on its second turn, $k=1$ ($r^\text{env}=(0,10)$); trajectory 2 fails
+# in three turns ($k=0,1,2$), and its turn $k=1$ is invalid.
 # Every turn is a row. The row score is the episode return minus the invalid-action penalty on
 # the row's own turn:
-# $$s_j=R_{\tau(j)}-c_\text{inv}(1-v_j)\tag{S1}$$
+# $$q_j=R_{\tau(j)}-c_\text{inv}(1-v_j)\tag{S1}$$
 # and GRPO's advantage is the z-score of the scores over **all rows of the group**
 # (unbiased std; a singleton group uses $\mu=0,\sigma=1$):
-# $$A_j=\frac{s_j-\mu_g}{\sigma_g+\epsilon}.\tag{S2}$$
+# $$A_j=\frac{q_j-\mu_g}{\sigma_g+\epsilon}.\tag{S2}$$
 
 # %%
 episode_return = torch.tensor([10.0, 10.0, 0.0, 0.0, 0.0], dtype=torch.float64)  # R of each row's trajectory
@@ -62,7 +63,7 @@ turn_index = torch.tensor([0, 1, 0, 1, 2])
 scores = row_scores(episode_return, valid, invalid_penalty=0.1)  # (S1)
 adv_grpo = grpo_advantages(scores, group_index)  # (S2)
 adv_vanilla = grpo_advantages(scores, group_index, traj_index, per_trajectory=True)  # docs/algorithms/grpo.md#key-equations alternative
-print("scores s_j        ", scores)
+print("scores q_j        ", scores)
 print(f"group mean, std   {scores.mean():.4f}, {scores.std():.4f}   (worked example: 3.98, 5.4956)")
 print("GRPO (S2)         ", adv_grpo)
 print("vanilla (per-traj)", adv_vanilla)
@@ -77,7 +78,7 @@ assert torch.allclose(adv_vanilla, torch.tensor([0.7071, 0.7071, -0.7024, -0.716
 #
 # ## 2. Dr. GRPO: mean-centred, no $\sigma$
 #
-# Dr. GRPO (arXiv 2503.20783) drops the division by $\sigma_g$: $A_j=s_j-\mu_g$
+# Dr. GRPO (arXiv 2503.20783) drops the division by $\sigma_g$: $A_j=q_j-\mu_g$
 # (`norm_by_std=False`; `--norm-adv-by-std false` in the trainer). Three consequences:
 
 # %%
@@ -123,20 +124,24 @@ assert abs(fail_grpo[0] - 0.3162) < 1e-4 and abs(fail_grpo[-1] + 2.8460) < 1e-4
 # $$\hat A_j=A^E_j+\omega A^S_j.\tag{S7}$$
 #
 # A hand-built group in a three-room corridor `hall → study → vault` (the coin is in the vault),
-# $G=3$ copies, $\gamma=0.95$, win reward 1, $c_\text{inv}=0.1$:
+# $G=3$ copies, $\gamma=0.95$, win reward 1, $c_\text{inv}=0.1$. The anchors are written as
+# the toy games make them (tutorial 5 shows a real rollout): the room plus the **last
+# observation text**. Every copy's first turn acts on the game's intro text (`hall, intro`),
+# which no later turn sees again; walking into a room shows its description (`study`), and a
+# `look` right after that returns the same description, so the anchor does not change; coming
+# back to the hall shows the hall's description (`hall`), a different text from the intro.
 #
-# * τ0 walks straight there: east, east, take coin (wins at turn 2);
-# * τ1 dithers: `look` in the hall (the room text comes back, the state and so the anchor do not
-#   change), then east, then back west, then `dance` (invalid: "Nothing happens."), and the turn
-#   limit ends it;
-# * τ2 goes east, back west, east, east, then takes the coin (wins at turn 4).
+# * τ0 walks straight there: east, east, take coin (wins at turn $k=2$);
+# * τ1 dithers: east, then `look` in the study (same text, same anchor), then back west, then
+#   `dance` (invalid: "Nothing happens."), and the turn limit ends it;
+# * τ2 goes east, back west, east, east, then takes the coin (wins at turn $k=4$).
 
 # %%
 ROWS = [  # (trajectory, anchor the turn acts in, action, valid, env reward after the action)
-    (0, "hall", "go east", 1, 0.0), (0, "study", "go east", 1, 0.0), (0, "vault", "take coin", 1, 1.0),
-    (1, "hall", "look", 1, 0.0), (1, "hall", "go east", 1, 0.0), (1, "study", "go west", 1, 0.0),
+    (0, "hall, intro", "go east", 1, 0.0), (0, "study", "go east", 1, 0.0), (0, "vault", "take coin", 1, 1.0),
+    (1, "hall, intro", "go east", 1, 0.0), (1, "study", "look", 1, 0.0), (1, "study", "go west", 1, 0.0),
     (1, "hall", "dance", 0, 0.0),
-    (2, "hall", "go east", 1, 0.0), (2, "study", "go west", 1, 0.0), (2, "hall", "go east", 1, 0.0),
+    (2, "hall, intro", "go east", 1, 0.0), (2, "study", "go west", 1, 0.0), (2, "hall", "go east", 1, 0.0),
     (2, "study", "go east", 1, 0.0), (2, "vault", "take coin", 1, 1.0),
 ]
 traj = torch.tensor([r[0] for r in ROWS])
@@ -156,35 +161,37 @@ adv_gigpo = gigpo_advantages(episode_return, env_reward, valid, anchors, group, 
 assert torch.allclose(adv_gigpo, adv_episode + adv_step)
 
 print(f"step groups: {len(step_group_sizes(step_group))} with sizes {step_group_sizes(step_group).tolist()}")
-print(f"\n{'row':>3} {'traj':>4} {'k':>2} {'anchor':>6} {'action':>10} {'G~ (S5)':>8} {'A^E':>8} {'A^S':>8} {'A (S7)':>8}")
+print(f"\n{'row':>3} {'traj':>4} {'k':>2} {'anchor':>11} {'action':>10} {'G~ (S5)':>8} {'A^E':>8} {'A^S':>8} {'A (S7)':>8}")
 for j, (t, anchor, action, _, _) in enumerate(ROWS):
-    print(f"{j:3d} {t:4d} {turn[j].item():2d} {anchor:>6} {action:>10} {step_return[j]:8.4f} "
+    print(f"{j:3d} {t:4d} {turn[j].item():2d} {anchor:>11} {action:>10} {step_return[j]:8.4f} "
           f"{adv_episode[j]:+8.4f} {adv_step[j]:+8.4f} {adv_gigpo[j]:+8.4f}")
 
 # %% [markdown]
 # Read the table. $A^E$ is GRPO's: one value per trajectory (the invalid row 6 a little lower,
 # by its penalty). $A^S$ differs row by row:
 #
-# * **hall** (6 rows): the winners' moves (rows 0, 7, 9) have positive step returns, τ1's rows
-#   0 or $-0.1$, so τ1's turns get a negative $A^S$. Row 9 (τ2's second `go east` from the hall,
-#   two turns before its win) beats row 7 (its first, four turns before): the discount $\gamma$
-#   charges the detour that came in between.
-# * **study** (4 rows): τ2's detour `go west` (row 8) gets less than the `go east` moves (rows 1, 10),
-#   although all three belong to winning trajectories.
+# * **hall, intro** (rows 0, 3, 7): all three copies chose `go east`, yet τ0's (row 0, a win two
+#   turns later) beats τ2's (row 7, a win four turns later): the discount $\gamma$ charges the
+#   detour that came after. τ1's (row 3) never led to a win and gets a negative $A^S$.
+# * **study** (5 rows): the `go east` moves toward the vault (rows 1, 10) get most; τ2's detour
+#   `go west` (row 8) less, although it belongs to a winning trajectory; τ1's `look` and
+#   `go west` (rows 4, 5) least.
+# * **hall** (rows 6, 9, after coming back): τ2's `go east` beats τ1's invalid `dance`.
 # * **vault** (2 rows): both took the coin at once; equal returns give exactly $A^S=0$.
-# * A step return credits **what followed** the turn, not the action alone: τ1's `go east`
-#   (row 4) scores exactly like its `look` (row 3), because τ1 never won.
+# * A step return credits **what followed** the turn, not the action alone: τ1's `look`
+#   (row 4) scores exactly like its `go west` (row 5), because τ1 never won.
 
 # %%
 # A^E: one value per trajectory (apart from the invalid row's own penalty)
 assert all(len(set(adv_episode[(traj == t) & (valid == 1)].tolist())) == 1 for t in range(3))
-hall = [j for j, r in enumerate(ROWS) if r[1] == "hall"]
-assert min(adv_step[j] for j in hall if ROWS[j][0] != 1) > 0 > max(adv_step[j] for j in hall if ROWS[j][0] == 1)
-assert adv_step[9] > adv_step[7], "closer to the win, larger discounted return"
+assert step_group[0] == step_group[3] == step_group[7] != step_group[9], "the intro and the hall's description differ"
+assert step_group[1] == step_group[4] == step_group[5], "`look` right after walking in keeps the anchor"
+assert adv_step[0] > adv_step[7] > 0 > adv_step[3], "sooner win, larger discounted return"
 assert adv_step[8] < min(adv_step[1], adv_step[10]), "the detour gets less credit than the direct move"
+assert adv_step[9] > 0 > adv_step[6]
 vault = [j for j, r in enumerate(ROWS) if r[1] == "vault"]
 assert torch.equal(adv_step[vault], torch.zeros(2, dtype=torch.float64))
-assert adv_step[3] == adv_step[4], "same state, same (zero) continuation: same credit"
+assert adv_step[4] == adv_step[5], "same state, same (zero) continuation: same credit"
 
 fig, ax = plt.subplots(figsize=(11, 3.8))
 x = torch.arange(len(ROWS))

@@ -62,9 +62,13 @@ print(f"{len(batch)} rows")
 # ## 2. Step groups
 #
 # Two rows share a step group iff they belong to the same group **and** their anchors (the raw
-# observation of the state the turn acts in) are exactly equal. The anchor is room name +
-# observation text, so `look` or `inventory` change the anchor (new text) without moving, and an
-# invalid action ("Nothing happens.") keeps the previous state's anchor.
+# observation of the state the turn acts in) are exactly equal. The anchor is the room name + the
+# last observation text. `look` returns the room's description: right after walking into a room
+# that is the text the agent already saw, so the anchor does not change (tutorial 2's `look`); on
+# the first turn it replaces the intro text, a new anchor. `inventory` brings new text, so a new
+# anchor without moving. An invalid action ("Nothing happens.") keeps the previous state's anchor.
+# `tests/test_toy_envs.py::test_look_keeps_the_anchor_only_where_the_room_text_was_already_the_last_observation`
+# checks each of these on a real game.
 
 # %%
 step_group = step_groups(batch.anchors, batch.group_index)  # (B,)
@@ -119,7 +123,8 @@ for h in informative[:3]:  # the largest step groups whose returns differ
 # %% [markdown]
 # Read the printout action by action. Within one state, a move toward the coin reaches the reward
 # sooner and so has the larger discounted return; `look` and `inventory` only spend a turn, and
-# the discount charges them for it. GRPO cannot see any of this: it gives every turn of a
+# the discount charges them for it (when they change the anchor, the next turn is compared in
+# another step group). GRPO cannot see any of this: it gives every turn of a
 # trajectory the same advantage.
 
 # %% [markdown]

@@ -58,7 +58,7 @@ def group_stats(values: torch.Tensor, group_index: torch.Tensor):
     inverse, n = dense_index(group_index)  # (B,)
     mean, count = segment_mean(values, inverse, n)  # (n,), (n,)
     sq_dev = (values - mean[inverse]) ** 2  # (B,)
-    # Eq. (S2): Bessel's correction, 1 / (|S_g| - 1)
+    # Eq. (S2): Bessel's correction, 1 / (|Q_g| - 1)
     var = values.new_zeros(n).index_add_(0, inverse, sq_dev) / (count - 1).clamp(min=1)  # (n,)
     std = var.sqrt()  # (n,)
     single = count == 1  # (n,)
@@ -70,7 +70,7 @@ def group_stats(values: torch.Tensor, group_index: torch.Tensor):
 
 # --8<-- [start:row_scores]
 def row_scores(episode_return: torch.Tensor, valid: torch.Tensor, invalid_penalty: float = 0.1):
-    """Eq. (S1): s_j = R_tau(j) - c_inv * (1 - v_j). All (B,).
+    """Eq. (S1): q_j = R_tau(j) - c_inv * (1 - v_j). All (B,).
 
     The penalty touches only the invalid row's own score, never R (docs/rollout.md#from-trajectories-to-rows).
     Default c_inv = 0.1 from [ARL] ``apply_invalid_action_penalty``.

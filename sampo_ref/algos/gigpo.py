@@ -103,7 +103,7 @@ def episode_advantages(
 ) -> torch.Tensor:
     """Eq. (S3): A^E, GRPO's group statistics over all rows of the group, on the S1 scores -> (B,).
 
-    ``mean_std_norm``: exactly (S2). ``mean_norm``: s_j - mu_g. Singleton group: mu = 0, sigma = 1.
+    ``mean_std_norm``: exactly (S2). ``mean_norm``: q_j - mu_g. Singleton group: mu = 0, sigma = 1.
     """
     _check_mode(mode)
     return grpo_advantages(scores, group_index, eps=eps, norm_by_std=mode == "mean_std_norm")

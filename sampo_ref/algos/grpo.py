@@ -35,14 +35,14 @@ def grpo_advantages(
     eps: float = 1e-6,
     norm_by_std: bool = True,
 ) -> torch.Tensor:
-    """Eq. (S2): A_j = (s_j - mu_g) / (sigma_g + eps), one scalar per row -> adv (B,).
+    """Eq. (S2): A_j = (q_j - mu_g) / (sigma_g + eps), one scalar per row -> adv (B,).
 
     scores (B,) are the row scores of Eq. (S1); group_index (B,) and traj_index (B,) are ids.
     Default: mu_g, sigma_g over all rows of the group, so longer trajectories weigh more.
     ``per_trajectory=True``: each trajectory first contributes the mean of its rows' scores, and
-    mu_g, sigma_g are taken over those means; the row still uses its own score s_j (docs/algorithms/grpo.md#key-equations).
+    mu_g, sigma_g are taken over those means; the row still uses its own score q_j (docs/algorithms/grpo.md#key-equations).
     Singleton group: mu = 0, sigma = 1. Constant group: every A_j is exactly 0.
-    ``norm_by_std=False``: A_j = s_j - mu_g, the Dr. GRPO advantage (arXiv 2503.20783 §3.2).
+    ``norm_by_std=False``: A_j = q_j - mu_g, the Dr. GRPO advantage (arXiv 2503.20783 §3.2).
     """
     # --8<-- [start:grpo_advantages]
     if not per_trajectory:

@@ -23,13 +23,13 @@ import torch
 def grpo_advantages(scores: torch.Tensor, group_index: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     r"""Exercise 1 — GRPO's group z-score, Eq. (S2).
 
-    scores (B,) are the row scores s_j; group_index (B,) long says which group each row belongs
+    scores (B,) are the row scores q_j; group_index (B,) long says which group each row belongs
     to (any integer ids, rows in any order). Return A (B,):
 
-        A_j = (s_j - mu_g) / (sigma_g + eps)
+        A_j = (q_j - mu_g) / (sigma_g + eps)
 
     where mu_g and sigma_g are the mean and the **unbiased** standard deviation (divide by
-    |S_g| - 1) of the scores of all rows of row j's group g.
+    |Q_g| - 1) of the scores of all rows of row j's group g.
     Conventions: a group with a single row uses mu = 0 and sigma = 1; a group whose scores are all
     equal gives A = 0 for each of its rows (up to rounding).
     Hint: ``torch.unique(..., return_inverse=True)``, ``index_add_`` or ``bincount``.
