@@ -1,4 +1,4 @@
-"""The derivations of docs/background.md §2-§3, step by step, by exact enumeration on a softmax bandit.
+"""The derivations of docs/background.md#2-baselines and #3-group-baselines-grpo, step by step, by exact enumeration on a softmax bandit.
 
 A bandit with K arms and logits theta: pi = softmax(theta), grad log pi(a) = e_a - pi. Expectations
 over a group of G independent draws are exact sums over all K^G tuples (no sampling), so every
@@ -57,7 +57,7 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a @ b / (a.norm() * b.norm()))
 
 
-# ------------------------------------------------------------------ §1-§2: REINFORCE and baselines
+# ------------------------------------------------------------------ sections 1-2: REINFORCE and baselines
 
 
 def test_a_losing_sample_gets_zero_weight_without_a_baseline_and_is_pushed_down_with_one():
@@ -91,7 +91,7 @@ def test_a_baseline_near_the_mean_lowers_the_variance():
     assert second_moment(float(pi @ reward)) < second_moment(0.0)
 
 
-# ------------------------------------------------------------------ §3: the mean-centred group baseline
+# ------------------------------------------------------------------ section 3: the mean-centred group baseline
 
 
 @pytest.mark.parametrize("G", [2, 3, 4])
@@ -113,7 +113,7 @@ def test_step_3_the_other_samples_rewards_are_independent_of_y_i():
     torch.testing.assert_close(cross, torch.zeros(3, dtype=F64))
 
 
-# ------------------------------------------------------------------ §3: the sigma-scaled (GRPO) estimator
+# ------------------------------------------------------------------ section 3: the sigma-scaled (GRPO) estimator
 
 
 def c_g(p: float, G: int) -> float:

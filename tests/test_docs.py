@@ -230,7 +230,7 @@ def test_every_figure_opens_full_size(site):
 # ------------------------------------------------------------------ the pages speak of the project only
 
 
-MADE_OF = re.compile(r"session|the issue|issue's|lent to|until this version|STYLE\.md|DESIGN\.md", re.I)
+MADE_OF = re.compile(r"session|the issue|issue's|lent to|until this version", re.I)
 
 
 def test_pages_speak_only_of_the_project():

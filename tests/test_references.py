@@ -26,7 +26,7 @@ DOCS = ROOT / "docs"
 REFERENCES = DOCS / "references.md"
 SCANNED = ["sampo_ref", "toy_envs", "tests", "tutorials", "benchmarks", "docs"]
 SUFFIXES = {".py", ".md", ".js", ".yml", ".toml"}
-IGNORED = {"tex-mml-svg.js"}  # MathJax, vendored into docs/javascripts by the docs build (.gitignore)
+IGNORED = {"tex-mml-svg.js", "iframe-worker-shim.js"}  # vendored into docs/javascripts by the docs build (.gitignore)
 
 # the project's background notes are not shipped: nothing may point at them (letters split so
 # that this file does not match its own pattern)
