@@ -60,17 +60,16 @@ def task_label(cfg: TrainConfig) -> str:
     return "alfworld" if cfg.env == "alfworld" else f"{cfg.family}-L{cfg.level}"
 
 
-def make_policy(cfg: TrainConfig, task, device: torch.device) -> Policy:
-    """``tiny`` → build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
-    if cfg.model != "tiny":
-        policy = load_policy(cfg.model, device)
-    else:
+def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None = None) -> Policy:
+    """The policy with ``cfg``'s memory knobs: ``path`` (a checkpoint's policy) if given; else for
+    ``tiny`` build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
+    if path is None and cfg.model == "tiny":
         tiny = TinyConfig()
         games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
         data_id = {**task.data_id, "games": len(games)}
         path = build_tiny(tiny, lambda: random_play(task, games, tiny.warm_start_examples, tiny.seed), data_id,
                           game_cache().parent / "policies")  # beside the games: $SAMPO_REF_CACHE/policies
-        policy = load_policy(str(path), device)
+    policy = load_policy(str(path or cfg.model), device)
     if cfg.gradient_checkpointing:
         policy.model.gradient_checkpointing_enable()
     return policy
@@ -300,7 +299,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
     ref_model = make_reference(cfg, policy)
     if ckpt is not None:
-        policy = load_policy(str(ckpt / "policy"), device)
+        policy = make_policy(cfg, task, device, ckpt / "policy")
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = checkpoint.restore(ckpt, optimizer, rng, gen) if ckpt is not None else 0
     rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,

@@ -38,6 +38,20 @@ def test_two_plus_two_with_resume_equals_four(tmp_path, user_cache):
     assert comparable(resumed.metrics) == comparable(straight.metrics)
 
 
+def test_a_resumed_run_keeps_the_memory_knobs(tmp_path, user_cache, monkeypatch):
+    """The policy reloaded from a checkpoint gets the run's memory knobs again (gradient
+    checkpointing: the ALFWorld presets turn it on)."""
+    from sampo_ref import trainer
+
+    cfg = dict(SMALL, gradient_checkpointing=True, save_every=1, run_dir=str(tmp_path / "run"))
+    train(TrainConfig(**cfg, iterations=1))
+    seen, update = [], trainer.update
+    monkeypatch.setattr(trainer, "update", lambda policy, *args: seen.append(policy.model.is_gradient_checkpointing)
+                        or update(policy, *args))
+    train(TrainConfig(**cfg, iterations=2), resume=True)
+    assert seen == [True]
+
+
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k != "progress"]

@@ -121,3 +121,11 @@ def test_validation_names_bad_value():
     logp = torch.zeros(1, 1)
     with pytest.raises(ValueError, match="-0.5"):
         soft_sapo_loss(logp, logp, torch.ones(1), torch.ones(1, 1), tau_neg=-0.5)
+
+
+def test_temperature_is_exact_in_the_input_dtype():
+    """One token, A = -1, w = 1, in float64: the loss is f_tau(1) = 2 / tau_neg = 2 / 1.05 exactly
+    (the temperatures must not pass through a float32 tensor, which gives 1.0499999523)."""
+    logp = torch.tensor([[-0.7]], dtype=F64)
+    loss, _ = soft_sapo_loss(logp, logp.clone(), torch.tensor([-1.0], dtype=F64), torch.ones(1, 1, dtype=F64))
+    assert loss.item() == 2 / 1.05

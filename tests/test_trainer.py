@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 
 import pytest
@@ -71,6 +72,16 @@ def test_micro_batching_does_not_change_loss_or_gradient(small_policy, algo, los
         assert abs(loss - full_loss) < 1e-6
         torch.testing.assert_close(grad, full_grad, atol=1e-6, rtol=1e-5)
     assert full_grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_every_clip_low_that_validates_trains(small_policy, algo):
+    """clip_low = 1 (lower bound 1 - ε_l = 0: no lower clipping, CISPO's ARLArena value) passes
+    validation for every algorithm, so its loss must accept it too."""
+    cfg = TrainConfig(algo=algo, clip_low=1.0, max_new_tokens=12, mini_batch_size=1000, micro_batch_size=1000)
+    cfg.validate()
+    loss, grads, _ = loss_and_grad(small_policy, prepared(small_policy, cfg), cfg)
+    assert math.isfinite(loss) and grads.abs().sum() > 0
 
 
 def test_same_seed_same_losses(small_policy):

@@ -82,9 +82,9 @@ def token_clip_loss(
     """
     if dual_clip is not None and not dual_clip > 1.0:
         raise ValueError(f"dual_clip must be > 1 or None, got {dual_clip!r}")
-    if not 0.0 <= clip_low < 1.0 or not clip_high >= 0.0:
+    if not 0.0 <= clip_low <= 1.0 or not clip_high >= 0.0:
         raise ValueError(
-            f"need 0 <= clip_low < 1 and clip_high >= 0, got {clip_low!r}, {clip_high!r}"
+            f"need 0 <= clip_low <= 1 and clip_high >= 0, got {clip_low!r}, {clip_high!r}"
         )
     if adv.dim() == logp.dim() - 1:
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens

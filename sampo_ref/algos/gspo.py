@@ -64,9 +64,9 @@ def gspo_loss(
     length-weighted), clipfrac_lower (always 0), ppo_kl (token mean of logp_old - logp) and
     seq_ratio_mean / _min / _max over the rows with at least one response token.
     """
-    if not 0.0 <= clip_low < 1.0 or not clip_high >= 0.0:
+    if not 0.0 <= clip_low <= 1.0 or not clip_high >= 0.0:
         raise ValueError(
-            f"need 0 <= clip_low < 1 and clip_high >= 0, got {clip_low!r}, {clip_high!r}"
+            f"need 0 <= clip_low <= 1 and clip_high >= 0, got {clip_low!r}, {clip_high!r}"
         )
     if adv.dim() == logp.dim() - 1:
         adv = adv.unsqueeze(-1)  # (B, 1), broadcast over the row's tokens

@@ -62,7 +62,8 @@ def soft_sapo_loss(
     # --8<-- [start:soft_gate]
     adv_row = masked_mean(adv.expand_as(logp), mask, dim=-1)  # (B,)  mean advantage A-bar_j
     # temperature per row by the sign of A-bar_j (docs/algorithms/soft_sapo.md#key-equations)
-    tau = torch.where(adv_row > 0, tau_pos, tau_neg).to(logp.dtype).unsqueeze(-1)  # (B, 1)
+    # (tensors in logp's dtype: Python floats would make a float32 tensor, and 1.05 would become 1.0499999523)
+    tau = torch.where(adv_row > 0, logp.new_tensor(tau_pos), logp.new_tensor(tau_neg)).unsqueeze(-1)  # (B, 1)
 
     log_ratio = logp - logp_old  # (B, T)  lambda
     ratio = torch.exp(torch.clamp(log_ratio, -20.0, 20.0))  # (B, T)  w; |lambda| > 20 -> kappa = 0
