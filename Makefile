@@ -3,6 +3,7 @@
 #   make test   run the test suite
 #   make docs   build the docs site into site/ (mkdocs --strict; MathJax vendored from npm, served offline)
 #   make notebooks   the tutorials (tutorials/*.py, percent cells) as Jupyter notebooks in build/notebooks/
+#   make handout     the exercises for students in build/handout/: no solutions, recorded reference values
 # Set-up: a virtualenv in .venv; torch==2.13.0 first (where a local CPU wheel is configured,
 # pip takes it; elsewhere PyPI's default Linux build, which includes CUDA), then this package.
 
@@ -11,7 +12,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test docs notebooks clean
+.PHONY: setup demo test docs notebooks handout clean
 
 setup: $(STAMP)
 
@@ -32,6 +33,16 @@ docs: setup
 
 notebooks: setup
 	$(BIN)/jupytext --to "../build/notebooks//ipynb" tutorials/[0-9][0-9]_*.py
+
+HANDOUT := build/handout/exercises
+handout: setup
+	rm -rf build/handout && mkdir -p $(HANDOUT)
+	cp tutorials/exercises/__init__.py tutorials/exercises/conftest.py tutorials/exercises/exercises.py \
+	   tutorials/exercises/test_exercises.py $(HANDOUT)/
+	cp tutorials/exercises/HANDOUT.md build/handout/README.md
+	SAMPO_REF_RECORD_REFERENCE=$(CURDIR)/$(HANDOUT)/reference_values.pt $(BIN)/pytest -q -p no:cacheprovider tutorials/exercises
+	cd build/handout && $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider exercises --student | tail -n 1
+	@echo "handout ready: build/handout (hand out this folder; it holds no solution)"
 
 clean:
 	rm -rf $(VENV) runs
