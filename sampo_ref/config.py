@@ -55,6 +55,8 @@ class TrainConfig:
     """r^env on the winning turn (ALFWorld uses 10)."""
     invalid_penalty: float = 0.0
     """c_inv in (S1), subtracted from an invalid turn's row score. ARLArena: 0.1. Toy default 0: with GRPO's σ-normalisation any c_inv > 0 gives every valid turn of an all-fail group A > 0, and the tiny policy collapses into valid loops (docs/results.md)."""
+    invalid_adv_penalty: float = 0.0
+    """c_adv: subtracted from an invalid turn's advantage after the group normalisation, A_j - c_adv (1 - v_j): a cost the σ of an all-fail group cannot blow up (project option, docs/results.md "Invalid actions")."""
     norm_adv_by_std: bool = True
     """GRPO (S2) divides by the group's σ; False = Dr. GRPO's mean-centred advantage (docs/algorithms/grpo.md#key-equations)."""
 
@@ -213,6 +215,7 @@ class TrainConfig:
             ("kl_coef", self.kl_coef >= 0, "≥ 0"),
             ("entropy_coef", self.entropy_coef >= 0, "≥ 0"),
             ("invalid_penalty", self.invalid_penalty >= 0, "≥ 0"),
+            ("invalid_adv_penalty", self.invalid_adv_penalty >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0 (0 = only before and after)"),
             ("seq_mask", not self.seq_mask or ALGORITHMS.get(self.algo) is None or ALGORITHMS[self.algo].seq_mask,
              f"False for algo={self.algo!r} (the sequence mask applies to token clip, soft SAPO and CISPO)"),

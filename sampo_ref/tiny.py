@@ -6,9 +6,13 @@ Three steps, each a plain function:
 2. ``new_model``: a small Llama-architecture transformer (a Llama config, not Qwen2, so that
    ``AutoTokenizer`` reloads our BPE unchanged: transformers 5 maps a ``qwen2`` config to
    ``Qwen2Tokenizer``, whose digit-splitting pre-tokenizer would change the ids);
-3. ``warm_start``: supervised imitation of **uniformly random admissible actions** on random-play
-   states. It teaches the ``<action>…</action>`` format, not the solution: the honest analogue of
-   ARLArena's behaviour-cloning cold start (arXiv 2602.21534). Everything RL gains after it is RL's.
+3. ``warm_start``: supervised imitation of (prompt, action) pairs, from one of two sources
+   (``TinyConfig.warm_start``): ``random`` (the default), uniformly random admissible actions,
+   which teach the ``<action>…</action>`` format and nothing of the solution; ``teacher``, the
+   turns of the episodes that a generic, imperfect explorer won: rejection-sampled fine-tuning,
+   ARLArena's RFT cold start in miniature (arXiv 2602.21534: a stronger model's successful
+   trajectories). The warm-started policy's own success is measured before RL starts (iteration
+   0), so what RL adds is visible.
 
 The result is saved with ``save_pretrained`` under the cache, keyed by a hash of everything that
 shapes it, and reloads like any Hugging Face model (``--model <that dir>`` works too).
@@ -47,8 +51,10 @@ class TinyConfig:
     layers: int = 2
     heads: int = 4
     intermediate_size: int = 384
-    warm_start_games: int = 16  # the first training games; random play on them gives the examples
-    warm_start_examples: int = 6000  # (prompt, random admissible action) pairs
+    warm_start: str = "random"  # random: uniformly random admissible actions; teacher: won episodes of the explorer teacher
+    teacher_noise: float = 0.5  # the teacher's share of uniformly random admissible commands
+    warm_start_games: int = 16  # the first training games; play on them gives the examples
+    warm_start_examples: int = 6000  # (prompt, action) pairs
     warm_start_epochs: int = 2
     warm_start_lr: float = 3e-3
     warm_start_batch: int = 64
@@ -126,13 +132,13 @@ def cache_key(cfg: TinyConfig, data_id: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def build_tiny(cfg: TinyConfig, make_examples: Callable[[], list[tuple[str, str]]], data_id: dict,
+def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str, str]], dict]], data_id: dict,
                cache_dir: Path) -> Path:
     """Build (or reuse) the tiny policy; returns its ``save_pretrained`` directory.
 
-    ``make_examples()`` returns the warm-start (prompt, action) pairs; it is called only on a cache
-    miss. Prompts and responses also train the tokenizer. ``data_id`` names the data (it enters the
-    cache key). The directory appears atomically: a killed build leaves no half policy behind.
+    ``make_examples()`` returns the warm-start (prompt, action) pairs and a dict describing them
+    (kept in ``warm_start.json``); it is called only on a cache miss. Prompts and responses also
+    train the tokenizer. ``data_id`` names the data (it enters the cache key). The directory appears atomically: a killed build leaves no half policy behind.
     """
     out = cache_dir / f"tiny-{cache_key(cfg, data_id)}"
     if (out / "config.json").exists():
@@ -140,14 +146,15 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], list[tuple[str, str]
     # building draws random numbers (weight init); the caller's random streams must not depend on
     # whether the policy was built now or loaded from the cache
     with torch.random.fork_rng():
-        examples = make_examples()
+        examples, about = make_examples()
         tokenizer = train_tokenizer([f"{p}<action>{a}</action>" for p, a in examples], cfg.vocab_size)
         policy = Policy(new_model(cfg, tokenizer), tokenizer, torch.device("cpu"))
         losses = warm_start(policy, examples, cfg)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))
     policy.save(tmp)
-    (tmp / "warm_start.json").write_text(json.dumps({"config": asdict(cfg), "data": data_id, "losses": losses}))
+    (tmp / "warm_start.json").write_text(json.dumps({"config": asdict(cfg), "data": data_id, "examples": about,
+                                                         "losses": losses}))
     try:
         os.replace(tmp, out)
     except OSError:  # another process finished first: keep theirs

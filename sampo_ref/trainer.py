@@ -29,12 +29,12 @@ from tqdm import tqdm
 
 from sampo_ref import checkpoint
 from sampo_ref.algos import ALGORITHMS
-from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl
+from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, penalise_invalid_advantage
 from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.diagnostics import KL_BINS, CollapseWatch, batch_diagnostics, kl_split
-from sampo_ref.envs.toy import ToyTask, random_play
+from sampo_ref.envs.toy import ToyTask, random_play, teacher_play
 from sampo_ref.plots import plot_runs
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
@@ -64,11 +64,20 @@ def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None 
     """The policy with ``cfg``'s memory knobs: ``path`` (a checkpoint's policy) if given; else for
     ``tiny`` build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
     if path is None and cfg.model == "tiny":
-        tiny = TinyConfig()
+        # the teacher is an explorer of toy rooms; on ALFWorld the tiny policy learns the format only
+        tiny = TinyConfig() if cfg.env == "toy" else TinyConfig(warm_start="random")
         games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
         data_id = {**task.data_id, "games": len(games)}
-        path = build_tiny(tiny, lambda: random_play(task, games, tiny.warm_start_examples, tiny.seed), data_id,
-                          game_cache().parent / "policies")  # beside the games: $SAMPO_REF_CACHE/policies
+
+        def examples():
+            if tiny.warm_start == "random":
+                return random_play(task, games, tiny.warm_start_examples, tiny.seed), {"source": "random"}
+            if tiny.warm_start == "teacher":
+                pairs, success = teacher_play(task, games, tiny.warm_start_examples, tiny.seed, tiny.teacher_noise)
+                return pairs, {"source": "teacher", "teacher_success": success}
+            raise ValueError(f"TinyConfig.warm_start={tiny.warm_start!r} is not allowed: expected 'random' or 'teacher'")
+
+        path = build_tiny(tiny, examples, data_id, game_cache().parent / "policies")  # $SAMPO_REF_CACHE/policies
     policy = load_policy(str(path or cfg.model), device)
     if cfg.gradient_checkpointing:
         policy.model.gradient_checkpointing_enable()
@@ -362,6 +371,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         t2 = time.perf_counter()
         # 3. advantages -------------------------------------------------------------------------
         batch.adv = algo.advantages(batch, cfg)  # (B,)
+        if cfg.invalid_adv_penalty:  # the invalid turn's own cost, outside the group normalisation
+            batch.adv = penalise_invalid_advantage(batch.adv, batch.valid, cfg.invalid_adv_penalty)  # (B,)
         # 4. update -----------------------------------------------------------------------------
         upd = update(policy, algo, optimizer, batch, cfg, gen)
         t3 = time.perf_counter()

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from sampo_ref.algos.common import AGG_MODES, aggregate, row_scores
+from sampo_ref.algos.common import AGG_MODES, aggregate, penalise_invalid_advantage, row_scores
 from sampo_ref.algos.grpo import grpo_advantages, token_clip_loss
 
 
@@ -254,3 +254,19 @@ def test_penalty_only_group_is_scale_free():
         # (up to the eps = 1e-6 added to sigma, which matters only as c_inv * sigma approaches it)
         assert adv[0].item() == pytest.approx(0.01 / std, rel=1e-3)  # +0.316
         assert adv[-1].item() == pytest.approx(-0.09 / std, rel=1e-3)  # -2.846
+
+
+def test_invalid_cost_on_the_advantage_is_not_rescaled():
+    """c_adv after the normalisation: the same all-fail group gives valid turns exactly 0 and the
+    invalid turn exactly -c_adv; in a group that won, only the invalid rows move, by exactly -c_adv."""
+    valid = torch.tensor([True] * 9 + [False])
+    group = torch.zeros(10, dtype=torch.long)
+    for c_adv in (0.1, 0.5):
+        adv = penalise_invalid_advantage(grpo_advantages(torch.zeros(10), group), valid, c_adv)
+        assert adv[:9].tolist() == [0.0] * 9
+        assert adv[9].item() == pytest.approx(-c_adv)
+    returns = torch.tensor([1.0] * 5 + [0.0] * 5)
+    plain = grpo_advantages(returns, group)
+    moved = penalise_invalid_advantage(plain, valid, 0.1)
+    assert torch.equal(moved[:9], plain[:9])
+    assert moved[9].item() == pytest.approx(plain[9].item() - 0.1)

@@ -16,9 +16,9 @@ EXAMPLES = [(f"goal: find the coin\nroom: r{i % 7}\nactions: go east; look; take
 def test_build_is_deterministic_cached_and_leaves_the_random_stream_alone(tmp_path):
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    a = build_tiny(CFG, lambda: EXAMPLES, {"data": "test"}, tmp_path / "a")
+    a = build_tiny(CFG, lambda: (EXAMPLES, {}), {"data": "test"}, tmp_path / "a")
     assert torch.equal(torch.get_rng_state(), state), "building must not move the caller's torch RNG"
-    b = build_tiny(CFG, lambda: EXAMPLES, {"data": "test"}, tmp_path / "b")
+    b = build_tiny(CFG, lambda: (EXAMPLES, {}), {"data": "test"}, tmp_path / "b")
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert build_tiny(CFG, lambda: pytest.fail("rebuilt a cached policy"), {"data": "test"}, tmp_path / "a") == a
@@ -28,7 +28,7 @@ def test_build_is_deterministic_cached_and_leaves_the_random_stream_alone(tmp_pa
 def test_warm_start_teaches_the_format(tmp_path):
     """After the warm-start the policy answers <action>…</action> with an admissible action."""
     cfg = TinyConfig(**{**CFG.__dict__, "hidden_size": 32, "warm_start_epochs": 30, "warm_start_lr": 1e-2})
-    policy = load_policy(str(build_tiny(cfg, lambda: EXAMPLES, {"data": "test"}, tmp_path)), torch.device("cpu"))
+    policy = load_policy(str(build_tiny(cfg, lambda: (EXAMPLES, {}), {"data": "test"}, tmp_path)), torch.device("cpu"))
     torch.manual_seed(0)
     gens = policy.generate([EXAMPLES[0][0]] * 8, max_new_tokens=12)
     assert all(g.text.startswith("<action>") and g.text.endswith("</action>") for g in gens)

@@ -58,7 +58,7 @@ def test_cached_games_are_reused_and_half_or_stale_games_regenerated(coin_games,
     assert generated == [7, 8]
 
 
-@pytest.mark.parametrize("family, level, bad", [("nope", 1, "'nope'"), ("coin", 4, "4"), ("cooking", 0, "0")])
+@pytest.mark.parametrize("family, level, bad", [("nope", 1, "'nope'"), ("coin", 9, "9"), ("cooking", 0, "0")])
 def test_unknown_family_or_level_is_named_in_the_error(family, level, bad):
     with pytest.raises(ValueError, match=bad):
         ensure_games(family, level, [0])
@@ -167,3 +167,35 @@ def test_batch_env_steps_copies_independently_and_skips_none(coin_games):
         batch.step(["look", "look"])
     assert [obs for obs, _ in batch.reset()] == [obs for obs, _ in first], "reset reuses the engines"
     batch.close()
+
+
+def test_explorer_never_walks_straight_back_nor_idles():
+    """The warm-start teacher without noise: no look/inventory/examine, never the reverse of its last move."""
+    import random
+
+    from toy_envs.baselines import explorer_action
+
+    rng = random.Random(0)
+    commands = ["examine coin", "go east", "go west", "inventory", "look", "take coin"]
+    assert {explorer_action(commands, "go east", rng, noise=0.0) for _ in range(200)} == {"go east", "take coin"}
+    assert {explorer_action(commands, None, rng, noise=0.0) for _ in range(200)} == {"go east", "go west", "take coin"}
+    assert {explorer_action(["go west", "look"], "go east", rng, noise=0.0) for _ in range(20)} == {"go west"}
+    assert {explorer_action(commands, "go east", rng, noise=1.0) for _ in range(400)} == set(commands)
+
+
+def test_teacher_data_comes_from_won_episodes(coin_games):
+    """The warm-start data keeps the turns of won episodes only."""
+    from sampo_ref.envs.toy import ToyTask, play
+
+    task = ToyTask("coin", 1, train_games=2, eval_games=0, progress=False)
+
+    follow = {}
+
+    def act(info, past, rng):  # each episode either plays the walkthrough (wins) or idles (never wins)
+        if not past:
+            follow["now"] = rng.random() < 0.5
+        return info["walkthrough"][len(past)] if follow["now"] else "look"
+
+    pairs, success = play(task, task.train_pool, 40, act, seed=0, won_only=True)
+    assert len(pairs) == 40 and 0 < success < 1
+    assert all(action != "look" for _, action in pairs), "a turn of a lost episode was kept"

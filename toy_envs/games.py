@@ -54,6 +54,7 @@ LEVELS: dict[str, dict[int, Level]] = {
         1: Level({"level": 3}, 20, "chain of 3 rooms"),
         2: Level({"level": 103}, 20, "chain of 3 rooms, a dead end off each (6 rooms)"),
         3: Level({"level": 105}, 20, "chain of 5 rooms, a dead end off each (10 rooms)"),
+        4: Level({"level": 8}, 20, "chain of 8 rooms"),
     },
     "treasure": {  # TextWorld levels 1-10: 5 open rooms, quest of 1-5 moves; 11-20: 10 rooms with doors and containers
         1: Level({"level": 1}, 20, "5 rooms, the object is in the start room"),

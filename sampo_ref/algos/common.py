@@ -79,6 +79,18 @@ def row_scores(episode_return: torch.Tensor, valid: torch.Tensor, invalid_penalt
 # --8<-- [end:row_scores]
 
 
+# --8<-- [start:invalid_advantage]
+def penalise_invalid_advantage(adv: torch.Tensor, valid: torch.Tensor, penalty: float) -> torch.Tensor:
+    """A_j - c_adv * (1 - v_j): a fixed cost on the invalid turn's own advantage, added **after** the
+    group normalisation (project option; docs/results.md "Invalid actions"). All (B,).
+
+    Unlike c_inv inside the score (S1), it is not rescaled by a group's σ: in a group whose episodes
+    all fail alike, valid turns keep A = 0 (no reward for valid loops) and invalid turns get -c_adv.
+    """
+    return adv - penalty * (1.0 - valid.to(adv.dtype))
+# --8<-- [end:invalid_advantage]
+
+
 # ----------------------------------------------------------------------------- loss aggregation
 
 

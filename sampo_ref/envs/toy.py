@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sampo_ref.rollout import PromptInput
 from toy_envs import LEVELS, BatchEnv, TextGameEnv, ensure_games
+from toy_envs.baselines import explorer_action
 
 HELD_OUT_SEED = 1_000_000  # held-out games use seeds HELD_OUT_SEED + i, never seen in training
 
@@ -94,18 +95,44 @@ def random_play(task, games: list[Path], examples: int, seed: int = 0) -> list[t
     """(prompt, action) pairs from uniformly random admissible play on ``games`` of ``task`` (a
     ``ToyTask`` or an ``AlfworldTask``: anything with ``envs`` and ``prompt``).
 
-    The tiny policy's warm-start imitates these: the format, not the solution.
+    The ``random`` warm-start imitates these: the format, not the solution.
     """
+    pairs, _ = play(task, games, examples, lambda info, past, rng: rng.choice(info["admissible_commands"]), seed)
+    return pairs
+
+
+def teacher_play(task, games: list[Path], examples: int, seed: int = 0, noise: float = 0.5):
+    """Rejection-sampled imitation data, ARLArena's RFT cold start in miniature (docs/results.md):
+    the ``toy_envs.baselines.explorer_action`` teacher plays ``games``; only the turns of the episodes it **won** are
+    kept. Returns the (prompt, action) pairs and the teacher's own success rate on these games."""
+    def act(info, past, rng):
+        return explorer_action(info["admissible_commands"], past[-1][2] if past else None, rng, noise)
+
+    pairs, success = play(task, games, examples, act, seed, won_only=True)
+    return pairs, success
+
+
+def play(task, games: list[Path], examples: int, act, seed: int = 0, won_only: bool = False):
+    """Play episodes of ``act(info, past, rng)`` on random ``games`` until ``examples`` (prompt,
+    action) pairs are collected (with ``won_only``, only from won episodes). Returns the pairs and
+    the success rate of all episodes played."""
     rng = random.Random(seed)
     pairs: list[tuple[str, str]] = []
+    episodes = wins = 0
     while len(pairs) < examples:
         env = task.envs([rng.choice(games)], 1).envs[0]
         obs, info = env.reset()
-        intro, past, done, k = obs, [], False, 0
-        while not done and len(pairs) < examples:
-            action = rng.choice(info["admissible_commands"])
-            pairs.append((task.prompt(PromptInput(intro, obs, info, past, k), rng), action))
+        intro, past, done, k, episode = obs, [], False, 0, []
+        while not done:
+            action = act(info, past, rng)
+            episode.append((task.prompt(PromptInput(intro, obs, info, past, k), rng), action))
             past.append((obs, info, action))
             obs, _, terminated, truncated, info = env.step(action)
             done, k = terminated or truncated, k + 1
-    return pairs
+        episodes, wins = episodes + 1, wins + bool(info["won"])
+        if won_only and not wins and episodes >= 1000:
+            raise RuntimeError(f"the warm-start teacher won none of {episodes} episodes on {len(games)} games; "
+                               "expected a task it can solve sometimes (or use the random warm-start)")
+        if info["won"] or not won_only:
+            pairs.extend(episode)
+    return pairs[:examples], wins / episodes
