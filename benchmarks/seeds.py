@@ -15,7 +15,7 @@ import time
 
 import tyro
 
-from sampo_ref.cli import DEFAULT_PRESET
+from sampo_ref.presets import DEFAULT_PRESET
 from sampo_ref.config import TrainConfig
 from sampo_ref.presets import preset_config
 from sampo_ref.trainer import train

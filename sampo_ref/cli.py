@@ -1,6 +1,6 @@
 """``sampo-ref``: the command line.
 
-    sampo-ref train [--preset NAME] [--FIELD VALUE …]   train (no arguments: the toy demo)
+    sampo-ref train [--preset NAME | --algo NAME] [--FIELD VALUE …]   train (no arguments: the toy demo)
     sampo-ref train --resume RUN_DIR                   continue a run from its last checkpoint
     sampo-ref eval RUN_OR_MODEL [--family …] [--level …]  held-out success per task and category (JSON + table)
     sampo-ref list                                     presets and their choice on the four axes
@@ -8,7 +8,9 @@
     sampo-ref bench [rollout|update|limits] [flags]    speed: rollout loops, update, GPU against its limits
 
 Every flag of ``train`` is a field of ``sampo_ref.config.TrainConfig`` (``--help`` lists them with
-their symbols and equations); ``--preset`` starts from a named preset and the flags override it.
+their symbols and equations). The config is resolved by one chain (``sampo_ref.presets.resolve``):
+base defaults → the method's → the preset's → the scale's (toy or ALFWorld, ``--env``) → flags;
+``--preset NAME`` names a row of the table (``sampo-ref list``), ``--algo NAME`` the preset of that name.
 ``python -m toy_envs.baselines`` measures random and walkthrough success of the toy tasks.
 """
 
@@ -24,17 +26,14 @@ import tyro
 
 from sampo_ref.config import ConfigError, TrainConfig
 
-DEFAULT_PRESET = "sampo"  # the default run: docs/results.md "The default: SAMPO vs GRPO" (3 seeds each)
-
-
 def train(argv: list[str]) -> None:
     """Train a policy; writes config.json, metrics.jsonl, learning_curve.png, samples.txt and the policy."""
-    from sampo_ref.presets import PRESETS, preset_config
+    from sampo_ref.presets import DEFAULT_PRESET, PRESETS, resolve
     from sampo_ref.trainer import train as run
 
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=DEFAULT_PRESET)
-    pre.add_argument("--resume", default=None)
+    pre = argparse.ArgumentParser(add_help=False)  # the flags that choose the chain's layers
+    for flag in ("--preset", "--algo", "--env", "--resume"):
+        pre.add_argument(flag)
     known, rest = pre.parse_known_args(argv)
     try:
         if known.resume:  # the run's own config; flags may still change e.g. --iterations
@@ -43,10 +42,11 @@ def train(argv: list[str]) -> None:
                 raise ConfigError(f"resume={known.resume!r}: no config.json there; expected a run directory")
             base = TrainConfig.from_dict({**json.loads(config_file.read_text()), "run_dir": known.resume})
         else:
-            base = preset_config(known.preset)
-        cfg = tyro.cli(TrainConfig, default=base, args=rest, prog="sampo-ref train",
-                       description=f"Presets (--preset, default {DEFAULT_PRESET}): {', '.join(PRESETS)}. "
-                                   "--resume RUN_DIR continues a run from its last checkpoint.")
+            base = resolve(algo=known.algo, preset=known.preset, env=known.env)
+        cfg = tyro.cli(TrainConfig, default=base, args=rest, prog="sampo-ref train", description=(
+            f"--preset NAME starts from a named preset (default {DEFAULT_PRESET}): {', '.join(PRESETS)}. "
+            "--algo NAME starts from the preset of that name, --env toy|alfworld picks its scale; "
+            "flags override the preset. --resume RUN_DIR continues a run from its last checkpoint."))
         start = time.perf_counter()
         result = run(cfg, resume=bool(known.resume))
     except ConfigError as err:
@@ -55,7 +55,7 @@ def train(argv: list[str]) -> None:
     b, a = result.eval_before, result.eval_after
     tb, ta = result.train_before, result.train_after
     print(
-        f"\n{known.preset} ({cfg.algo}) on {cfg.family} level {cfg.level}, seed {cfg.seed}: "
+        f"\n{cfg.preset or cfg.algo} ({cfg.algo}) on {cfg.family} level {cfg.level}, seed {cfg.seed}: "
         f"{cfg.iterations} iterations in {minutes:.1f} min\n"
         f"  held-out success   {b['eval/success']:6.1%} → {a['eval/success']:6.1%}   ({cfg.eval_games} unseen games)\n"
         f"  training games     {tb['eval/success']:6.1%} → {ta['eval/success']:6.1%}   ({cfg.train_games} games)\n"
@@ -102,6 +102,11 @@ def bench(argv: list[str]) -> None:
 
     benches = {"rollout": (RolloutBench, bench_rollout), "update": (UpdateBench, bench_update),
                "limits": (LimitsBench, bench_limits)}
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: sampo-ref bench [NAME] [--FLAG VALUE …]   (sampo-ref bench NAME --help: its flags)\n")
+        for name, (config_type, _) in benches.items():
+            print(f"  {name:8} {config_type.__doc__.strip().splitlines()[0]}" + ("  (the default)" if name == "rollout" else ""))
+        return
     name, args = (argv[0], argv[1:]) if argv and not argv[0].startswith("-") else ("rollout", argv)
     if name not in benches:
         sys.exit(f"sampo-ref bench: unknown benchmark {name!r}; expected one of {list(benches)}")
@@ -114,9 +119,13 @@ COMMANDS = {"train": train, "eval": evaluate, "list": list_presets, "plot": plot
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        sys.exit(__doc__ if not argv or argv[0] in ("-h", "--help") else
-                 f"sampo-ref: unknown command {argv[0]!r}; expected one of {list(COMMANDS)}\n{__doc__}")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)  # the help asked for: stdout, exit 0
+        return
+    if argv[0] not in COMMANDS:
+        print(f"sampo-ref: unknown command {argv[0]!r}; expected one of {list(COMMANDS)} (sampo-ref --help)",
+              file=sys.stderr)
+        sys.exit(2)
     COMMANDS[argv[0]](argv[1:])
 
 

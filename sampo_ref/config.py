@@ -1,7 +1,11 @@
 """One flat training config. Each field's docstring is its ``--help`` line; symbols and equation
 tags refer to the docs (docs/notation.md). Fields marked *memory* change memory use, never the mathematics.
 
-The defaults are the toy experiment that ``sampo-ref train`` runs with no arguments.
+The field defaults are the BASE layer of the one resolution chain (``sampo_ref.presets.resolve``):
+base defaults → the method's (``algos/<algo>.py`` ``DEFAULTS``) → the preset's → the scale's (toy
+or ALFWorld) → flags. A method's own knobs take their base value from the method's file, the
+knobs several methods share (ε, c) GRPO's; ``TrainConfig(algo="gspo")`` alone is therefore not
+GSPO's configuration: ``presets.resolve(algo="gspo")`` is.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from sampo_ref.algos import empg, gigpo, grpo, sapo, soft_sapo
+from sampo_ref.algos import seq_mask as sequence_masking  # not "seq_mask": a field below has that name
 from sampo_ref.algos.common import AGG_MODES
 
 
@@ -20,7 +26,9 @@ HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # a Hugging Face hub id, owner/name
 class TrainConfig:
     # --- experiment ---
     algo: str = "grpo"
-    """Algorithm (a file under sampo_ref/algos/)."""
+    """Algorithm (a file under sampo_ref/algos/). As a flag: start from the preset of that name, the method's own defaults."""
+    preset: str = ""
+    """Named preset to start from (sampo-ref list); flags override it. Recorded in config.json; '' = base defaults only."""
     seed: int = 0
     """Seed of the RL run: task sampling, rollout sampling, mini-batch order. The game pools do not depend on it."""
     iterations: int = 30
@@ -34,7 +42,7 @@ class TrainConfig:
 
     # --- environment ---
     env: str = "toy"
-    """Environment: toy (TextWorld games of toy_envs) or alfworld (the real ALFWorld, docs/alfworld.md#2-the-testbed; docs/alfworld.md)."""
+    """Environment and scale: toy (TextWorld games of toy_envs) or alfworld (the real ALFWorld at the paper's scale, docs/alfworld.md)."""
     family: str = "coin"
     """Toy task family (toy_envs.FAMILIES)."""
     level: int = 1
@@ -101,11 +109,11 @@ class TrainConfig:
     """Global gradient-norm clip; non-finite steps are skipped."""
 
     # --- loss ---
-    clip_low: float = 0.2
+    clip_low: float = grpo.DEFAULTS["clip_low"]
     """ε_l of (S10)."""
-    clip_high: float = 0.2
+    clip_high: float = grpo.DEFAULTS["clip_high"]
     """ε_h of (S10)."""
-    dual_clip: float = 3.0
+    dual_clip: float = grpo.DEFAULTS["dual_clip"]
     """c of (S10), > 1."""
     loss_agg: str = "token-mean"
     """Aggregation mode (docs/dimensions.md#loss-aggregation): token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm."""
@@ -115,33 +123,33 @@ class TrainConfig:
     """c_H of (S19): entropy bonus."""
     seq_mask: bool = False
     """Sequence (turn) masking (S17) on the policy term: token clip, soft SAPO and CISPO only."""
-    seq_mask_delta: float = 3e-3
+    seq_mask_delta: float = sequence_masking.ON["seq_mask_delta"]
     """δ of (S17): mask A<0 turns whose ratio s_j < e^-δ ([ARL] seq-mask scripts: 3e-3)."""
 
     # --- advantage knobs ---
-    gamma: float = 0.95
+    gamma: float = gigpo.DEFAULTS["gamma"]
     """γ of (S4): GiGPO's discount of step returns."""
-    step_adv_weight: float = 1.0
+    step_adv_weight: float = gigpo.DEFAULTS["step_adv_weight"]
     """ω of (S7): weight of GiGPO's step advantage."""
-    gigpo_mode: str = "mean_std_norm"
+    gigpo_mode: str = gigpo.DEFAULTS["gigpo_mode"]
     """GiGPO normalisation (S3, S6): mean_std_norm ('w/ std') or mean_norm ('w/o std')."""
-    empg_k: float = 1.0
+    empg_k: float = empg.DEFAULTS["empg_k"]
     """k of EMPG's self-calibrating scaling (S8)."""
-    empg_k_f: float = 1.0
+    empg_k_f: float = empg.DEFAULTS["empg_k_f"]
     """k_f of EMPG's future-clarity bonus (S8)."""
-    empg_zeta: float = 0.05
+    empg_zeta: float = empg.DEFAULTS["empg_zeta"]
     """ζ of EMPG's future-clarity bonus (S8)."""
 
     # --- surrogate knobs ---
-    tau_pos: float = 1.0
+    tau_pos: float = soft_sapo.DEFAULTS["tau_pos"]
     """τ of soft SAPO's gate (S14) on rows with A > 0."""
-    tau_neg: float = 1.05
+    tau_neg: float = soft_sapo.DEFAULTS["tau_neg"]
     """τ of soft SAPO's gate (S14) on rows with A ≤ 0."""
-    sapo_t_kl: float = 0.8
+    sapo_t_kl: float = sapo.DEFAULTS["sapo_t_kl"]
     """t_kl of Search-Agent SAPO (S16): ratio threshold below which positive tokens get the KL term (project choice)."""
-    sapo_w_kl: float = 0.1
+    sapo_w_kl: float = sapo.DEFAULTS["sapo_w_kl"]
     """w_kl of Search-Agent SAPO (S16): weight of the conditional KL term (project choice)."""
-    sapo_include_zero_adv: bool = True
+    sapo_include_zero_adv: bool = sapo.DEFAULTS["sapo_include_zero_adv"]
     """Search-Agent SAPO (S16): P includes A = 0 rows, as in the published listing."""
 
     # --- dynamic sampling (DAPO filter, docs/algorithms/dynamic_sampling.md#the-rule) ---

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from sampo_ref.cli import DEFAULT_PRESET
+from sampo_ref.presets import DEFAULT_PRESET
 from sampo_ref.presets import preset_config
 from sampo_ref.trainer import train
 from conftest import use_user_cache

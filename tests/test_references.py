@@ -35,7 +35,7 @@ SECTION = re.compile(r"§\s*\d")
 PAPER_SECTION = re.compile(r"(?:arXiv \d{4}\.\d{4,5}(?:v\d+)?|\[Background) $")  # "arXiv 2503.14476 §3.2"
 DOCS_PATH = re.compile(r"(?<![\w/.])docs/((?:[\w-]+/)*[\w-]+\.md)(?:#([\w-]+))?")
 MD_LINK = re.compile(r"\]\((?!https?:|mailto:)([^)\s#]*\.md)?(?:#([^)\s]+))?\)")
-TAG = re.compile(r"(?<![\w\]=])\[([A-Z]{2,}(?:-[a-z]+)?|verl)\](?![(,])")  # not a markdown link, not a list
+TAG = re.compile(r"(?<![\w\]=])\[([A-Z]{2,}(?:-[a-z]+)?|verl)\](?![(,]| \[)")  # not a link, a list, a usage line
 PAPER = re.compile(r"\[([\w. -]+?) paper, ")
 ARXIV = re.compile(r"arXiv:? ?(\d{4}\.\d{4,5})")
 EQ_TAG = re.compile(r"\((S\d+)\)|\(S\d+[–-]S\d+\)|\bEq\. \(?(S\d+)\)?")

@@ -1,17 +1,20 @@
 """Algorithms: one file per method, pure functions on tensors, and this registry.
 
-Each file exposes the same entry points, which are all the trainer calls:
+Each file is the complete definition of its method. It states, as data,
+
+    DEFAULTS     its hyper-parameters (config fields), with their sources in the module docstring
+    ADVANTAGE    the advantage axis, in words (``sampo-ref list``)
+    SURROGATE    the ratio / clipping axis, a template filled from the config
+    PG_AGG       the aggregation its policy term always uses, or None for the configured mode
+    FILTER       a dynamic-sampling function that is part of the method (SAMPO), or None
+    SEQ_MASK     whether the sequence mask (S17) may be applied to its surrogate
+
+and exposes the two calls the trainer makes:
 
     advantages(batch: TurnBatch, cfg) -> Tensor (B,)                one scalar per row
     policy_loss(logp, batch, mask, cfg, **totals) -> (loss (B, T), stats)   per-token surrogate ℓ
 
-and, where it differs from the default,
-
-    PG_AGG              aggregation mode its policy term always uses (default: cfg.loss_agg)
-    SEQ_MASK            whether the sequence mask (S17) may be applied to its surrogate
-    FILTER              a dynamic-sampling function that is part of the method (SAMPO)
-    minibatch_totals    mini-batch-wide counts its loss needs (Search-Agent SAPO's N_P)
-
+(and, for Search-Agent SAPO, ``minibatch_totals``: mini-batch-wide counts its loss needs).
 The trainer aggregates, adds the KL and entropy terms and steps; nothing else differs.
 """
 
@@ -27,18 +30,22 @@ from sampo_ref.algos import cispo, empg, gigpo, grpo, gspo, sampo, sapo, soft_sa
 @dataclass(frozen=True)
 class Algorithm:
     name: str
+    defaults: dict  # the method's config values, applied over the base defaults (presets.resolve)
+    advantage: str  # the advantage axis in words
+    surrogate: str  # the ratio / clipping axis, a str.format template over the config's fields
+    pg_agg: str | None  # forced aggregation of the policy term, or None = cfg.loss_agg
+    filter: Callable | None  # dynamic sampling that is part of the method
+    seq_mask: bool  # the sequence mask (S17) may be applied
     advantages: Callable
     policy_loss: Callable
-    pg_agg: str | None  # forced aggregation of the policy term, or None = cfg.loss_agg
-    seq_mask: bool  # the sequence mask (S17) may be applied
-    filter: Callable | None  # dynamic sampling that is part of the method
     minibatch_totals: Callable | None
 
 
 def _from_module(module: ModuleType) -> Algorithm:
+    """Every file states every axis: a missing attribute is an error, not a silent default."""
     return Algorithm(
-        module.__name__.rsplit(".", 1)[-1], module.advantages, module.policy_loss,
-        getattr(module, "PG_AGG", None), getattr(module, "SEQ_MASK", False), getattr(module, "FILTER", None),
+        module.__name__.rsplit(".", 1)[-1], module.DEFAULTS, module.ADVANTAGE, module.SURROGATE, module.PG_AGG,
+        module.FILTER, module.SEQ_MASK, module.advantages, module.policy_loss,
         getattr(module, "minibatch_totals", None),
     )
 

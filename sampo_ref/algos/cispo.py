@@ -68,8 +68,13 @@ def cispo_loss(
 
 # ----------------------------------------------------------------------------- entry points
 
+DEFAULTS = dict(clip_low=1.0, clip_high=0.2)
+ADVANTAGE = grpo.ADVANTAGE  # no change on the advantage axis
+SURROGATE = "CISPO weight clip ε {clip_low:g}/{clip_high:g}"
+PG_AGG = None  # the configured mode (token-mean in ARLArena's row)
+FILTER = None  # no dynamic sampling
 SEQ_MASK = True  # [ARL] seq_mask/train_cispo_seq_mask.sh
-advantages = grpo.advantages  # no change on the advantage axis
+advantages = grpo.advantages
 
 
 def policy_loss(logp, batch, mask, cfg, **totals):

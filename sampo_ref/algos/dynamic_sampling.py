@@ -33,6 +33,8 @@ from typing import Callable, Sequence, TypeVar
 
 Group = TypeVar("Group")  # any object holding one group's G trajectories
 
+ARL = dict(filter_groups=True, max_num_gen_batches=3, cold_start_steps=15)  # the filter as [ARL] ALFWorld runs it
+
 
 def _returns_attr(group) -> Sequence[float]:
     return group.returns

@@ -110,8 +110,13 @@ def empg_advantages(
 
 # ----------------------------------------------------------------------------- entry points
 
+DEFAULTS = {**grpo.DEFAULTS, "empg_k": 1.0, "empg_k_f": 1.0, "empg_zeta": 0.05}
+ADVANTAGE = "GRPO → EMPG (S8–S9)"
+SURROGATE = grpo.SURROGATE  # no change on the ratio axis
+PG_AGG = None  # the configured mode
+FILTER = None  # no dynamic sampling
 SEQ_MASK = True  # the surrogate is GRPO's token clip
-policy_loss = grpo.policy_loss  # no change on the ratio axis
+policy_loss = grpo.policy_loss
 
 
 def advantages(batch, cfg) -> torch.Tensor:

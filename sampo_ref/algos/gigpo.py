@@ -168,8 +168,13 @@ def gigpo_advantages(
 
 # ----------------------------------------------------------------------------- entry points
 
+DEFAULTS = {**grpo.DEFAULTS, "gigpo_mode": "mean_std_norm", "gamma": 0.95, "step_adv_weight": 1.0}
+ADVANTAGE = "GiGPO (S7)"
+SURROGATE = grpo.SURROGATE  # no change on the ratio axis
+PG_AGG = None  # the configured mode
+FILTER = None  # none (DAPO_GIGPO is a preset that adds the DAPO filter)
 SEQ_MASK = True  # the surrogate is GRPO's token clip
-policy_loss = grpo.policy_loss  # no change on the ratio axis
+policy_loss = grpo.policy_loss
 
 
 def advantages(batch, cfg) -> torch.Tensor:

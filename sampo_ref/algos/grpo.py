@@ -113,9 +113,14 @@ def token_clip_loss(
 
 
 # ----------------------------------------------------------------------------- entry points
-# The trainer calls these two (sampo_ref/algos/__init__.py explains the contract).
+# The method as data, and the two calls the trainer makes (sampo_ref/algos/__init__.py explains the contract).
 
 # --8<-- [start:entry_points]
+DEFAULTS = dict(clip_low=0.2, clip_high=0.2, dual_clip=3.0)  # the sources are listed in the module docstring
+ADVANTAGE = "GRPO (S2)"  # the four axes, as ``sampo-ref list`` prints them
+SURROGATE = "token clip ε {clip_low:g}/{clip_high:g}, dual c {dual_clip:g}"
+PG_AGG = None  # the policy term uses the configured mode (token-mean in ARLArena's row)
+FILTER = None  # no dynamic sampling
 SEQ_MASK = True  # the sequence mask (S17) may be applied to this surrogate
 
 

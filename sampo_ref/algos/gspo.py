@@ -100,8 +100,12 @@ def gspo_loss(
 
 # ----------------------------------------------------------------------------- entry points
 
+DEFAULTS = dict(clip_low=3e-3, clip_high=4e-3)  # the paper's ALFWorld value; toy scale: sampo_ref/presets.py
+ADVANTAGE = grpo.ADVANTAGE  # no change on the advantage axis
+SURROGATE = "turn ratio (GSPO) ε {clip_low:g}/{clip_high:g}"
+FILTER = None  # no dynamic sampling
 SEQ_MASK = False  # [ARL] offers no sequence mask on GSPO (docs/algorithms/seq_mask.md#key-equations): it already clips whole turns
-advantages = grpo.advantages  # no change on the advantage axis
+advantages = grpo.advantages
 
 
 def policy_loss(logp, batch, mask, cfg, **totals):

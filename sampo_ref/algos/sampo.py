@@ -22,13 +22,14 @@ start 15. The released ALFWorld script cannot run as released (no ``sampo`` esti
 the world-agent trainer); the definition follows ``[ARL] recipe/shop_agent/ppo/ray_trainer.py``.
 """
 
-from sampo_ref.algos import gigpo, gspo
+from sampo_ref.algos import dynamic_sampling, gigpo, gspo
 from sampo_ref.algos.dynamic_sampling import dynamic_sample
 
 # --8<-- [start:composition]
-advantages = gigpo.advantages  # turn-level (anchor-state) advantage
-policy_loss = gspo.policy_loss  # sequence- (turn-) level clipping
-PG_AGG = gspo.PG_AGG  # seq-mean-token-mean; the preset sets the same mode for the KL and entropy terms
+advantages, ADVANTAGE = gigpo.advantages, gigpo.ADVANTAGE  # turn-level (anchor-state) advantage
+policy_loss, SURROGATE = gspo.policy_loss, gspo.SURROGATE  # sequence- (turn-) level clipping
+PG_AGG = gspo.PG_AGG  # seq-mean-token-mean; DEFAULTS set the same mode for the KL and entropy terms
 SEQ_MASK = False  # GSPO already clips whole turns
 FILTER = dynamic_sample  # dynamic filtering is part of the definition: always on after the cold start
+DEFAULTS = {**gigpo.DEFAULTS, **gspo.DEFAULTS, **dynamic_sampling.ARL, "loss_agg": "seq-mean-token-mean"}
 # --8<-- [end:composition]

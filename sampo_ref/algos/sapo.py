@@ -132,8 +132,12 @@ def sapo_loss(
 
 # ----------------------------------------------------------------------------- entry points
 
+DEFAULTS = dict(clip_low=0.2, clip_high=0.2, sapo_t_kl=0.8, sapo_w_kl=0.1, sapo_include_zero_adv=True)
+ADVANTAGE = grpo.ADVANTAGE  # no change on the advantage axis
+SURROGATE = "token clip ε {clip_low:g} + cond. KL t {sapo_t_kl:g}, w {sapo_w_kl:g}"
+FILTER = None  # no dynamic sampling
 SEQ_MASK = False  # not part of the method
-advantages = grpo.advantages  # no change on the advantage axis
+advantages = grpo.advantages
 
 
 def minibatch_totals(batch, mask, cfg) -> dict[str, float]:

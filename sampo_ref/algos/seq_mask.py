@@ -31,6 +31,8 @@ import torch
 
 from sampo_ref.algos.common import masked_mean
 
+ON = dict(seq_mask=True, seq_mask_delta=3e-3)  # the mask as the [ARL] seq-mask scripts run it
+
 
 @torch.no_grad()
 def sequence_mask(

@@ -82,8 +82,13 @@ def soft_sapo_loss(
 
 # ----------------------------------------------------------------------------- entry points
 
+DEFAULTS = dict(tau_pos=1.0, tau_neg=1.05)
+ADVANTAGE = grpo.ADVANTAGE  # no change on the advantage axis
+SURROGATE = "soft gate τ {tau_pos:g}/{tau_neg:g}"
+PG_AGG = None  # the configured mode (token-mean in ARLArena's row; the soft SAPO paper uses seq-mean-token-mean)
+FILTER = None  # no dynamic sampling
 SEQ_MASK = True  # [ARL] seq_mask/train_sapo_seq_mask.sh
-advantages = grpo.advantages  # no change on the advantage axis
+advantages = grpo.advantages
 
 
 def policy_loss(logp, batch, mask, cfg, **totals):
