@@ -10,6 +10,7 @@ Prints one row per seed and the mean ± std, in markdown (the table in docs/resu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -31,8 +32,8 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for seed in args.seeds:
         start = time.perf_counter()
-        cfg = TrainConfig(**{**base.to_dict(), "seed": seed, "progress": False,
-                             "run_dir": f"runs/seeds-{stamp}/{args.preset}-{base.family}-L{base.level}-s{seed}"})
+        cfg = dataclasses.replace(base, seed=seed, progress=False,
+                                  run_dir=f"runs/seeds-{stamp}/{args.preset}-{base.family}-L{base.level}-s{seed}")
         r = train(cfg)
         rows.append((seed, r.train_before["eval/success"], r.train_after["eval/success"],
                      r.eval_before["eval/success"], r.eval_after["eval/success"],

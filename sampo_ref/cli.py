@@ -17,7 +17,7 @@ base defaults → the method's → the preset's → the scale's (toy or ALFWorld
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -26,10 +26,12 @@ import tyro
 
 from sampo_ref.config import ConfigError, TrainConfig
 
+
 def train(argv: list[str]) -> None:
     """Train a policy; writes config.json, metrics.jsonl, learning_curve.png, samples.txt and the policy."""
+    from sampo_ref import checkpoint
     from sampo_ref.presets import DEFAULT_PRESET, PRESETS, resolve
-    from sampo_ref.trainer import train as run
+    from sampo_ref.trainer import default_run_dir, train as run
 
     pre = argparse.ArgumentParser(add_help=False)  # the flags that choose the chain's layers
     for flag in ("--preset", "--algo", "--env", "--resume"):
@@ -37,20 +39,28 @@ def train(argv: list[str]) -> None:
     known, rest = pre.parse_known_args(argv)
     try:
         if known.resume:  # the run's own config; flags may still change e.g. --iterations
-            config_file = Path(known.resume) / "config.json"
-            if not config_file.exists():
-                raise ConfigError(f"resume={known.resume!r}: no config.json there; expected a run directory")
-            base = TrainConfig.from_dict({**json.loads(config_file.read_text()), "run_dir": known.resume})
+            base = dataclasses.replace(TrainConfig.read(Path(known.resume)), run_dir=known.resume)
         else:
             base = resolve(algo=known.algo, preset=known.preset, env=known.env)
         cfg = tyro.cli(TrainConfig, default=base, args=rest, prog="sampo-ref train", description=(
             f"--preset NAME starts from a named preset (default {DEFAULT_PRESET}): {', '.join(PRESETS)}. "
             "--algo NAME starts from the preset of that name, --env toy|alfworld picks its scale; "
             "flags override the preset. --resume RUN_DIR continues a run from its last checkpoint."))
+        cfg = dataclasses.replace(cfg, run_dir=cfg.run_dir or str(default_run_dir(cfg)))
         start = time.perf_counter()
         result = run(cfg, resume=bool(known.resume))
     except ConfigError as err:
         sys.exit(f"sampo-ref train: {err}")
+    except KeyboardInterrupt:
+        run_dir = Path(cfg.run_dir) if "cfg" in locals() else None
+        if run_dir is None or not (run_dir / "config.json").exists():
+            sys.exit("sampo-ref train: interrupted before the run started; nothing to resume")
+        try:
+            ckpt = checkpoint.latest(run_dir)
+        except ConfigError:
+            ckpt = None
+        where = f"from its checkpoint {ckpt.name}" if ckpt else "from iteration 0 (no checkpoint yet)"
+        sys.exit(f"sampo-ref train: interrupted; continue {where} with: sampo-ref train --resume {run_dir}")
     minutes = (time.perf_counter() - start) / 60
     b, a = result.eval_before, result.eval_after
     tb, ta = result.train_before, result.train_after

@@ -10,7 +10,11 @@ GSPO's configuration: ``presets.resolve(algo="gspo")`` is.
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
+import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from sampo_ref.algos.common import AGG_MODES
 
 
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # a Hugging Face hub id, owner/name
+CONFIG_VERSION = 1  # of a run's config.json (``config_version``); a reader refuses any other
 
 
 @dataclass
@@ -36,7 +41,7 @@ class TrainConfig:
     run_dir: str | None = None
     """Where to write config, metrics.jsonl, plots and samples. Default: runs/<algo>-<family>-L<level>-s<seed>-<time>."""
     device: str = "auto"
-    """auto (CUDA if present, else CPU), cpu, cuda or mps."""
+    """auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps."""
     progress: bool = True
     """Show progress bars."""
 
@@ -170,7 +175,7 @@ class TrainConfig:
     eval_every: int = 10
     """Evaluate on held-out games every this many iterations (and always before and after)."""
     save_every: int = 10
-    """Write a checkpoint (policy, optimiser, random states) every this many iterations; 0 = never."""
+    """Write a checkpoint (policy, optimiser, random states) every this many iterations and at the last one (so a finished run can be continued with a larger --iterations); 0 = never."""
     samples: int = 3
     """Trajectories written as text to samples.txt (first rollout and final held-out evaluation)."""
     tensorboard: bool = True
@@ -184,6 +189,11 @@ class TrainConfig:
         from toy_envs import LEVELS
 
         toy = self.env == "toy"
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):  # every number is finite (NaN would pass no range check, but say so)
+            value = getattr(self, f.name)
+            if hints[f.name] is float and isinstance(value, (int, float)) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}={value!r} is not allowed: expected a finite number")
         checks = [
             ("algo", self.algo in ALGORITHMS, f"one of {sorted(ALGORITHMS)}"),
             ("env", self.env in ("toy", "alfworld"), "toy or alfworld"),
@@ -191,13 +201,17 @@ class TrainConfig:
             ("level", not toy or self.level in LEVELS.get(self.family, {}), f"one of {sorted(LEVELS.get(self.family, {}))}"),
             ("eval_split", self.eval_split in ("valid_seen", "valid_unseen"), "valid_seen or valid_unseen"),
             ("dtype", self.dtype in ("float32", "bfloat16"), "float32 or bfloat16"),
-            ("ref_device", self.ref_device in ("same", "cpu", "cuda", "mps") or self.ref_device.startswith("cuda:"),
-             "same, cpu, cuda, cuda:N or mps"),
+            ("device", device_exists(self.device), f"a device of this machine: {devices_here()}"),
+            ("ref_device", self.ref_device == "same" or self.ref_device != "auto" and device_exists(self.ref_device),
+             f"same or a device of this machine: {devices_here().replace('auto, ', '')}"),
+            ("run_dir", self.run_dir is None or writable_dir(self.run_dir), "a directory that can be created and written"),
+            ("win_reward", self.win_reward > 0, "> 0 (the reward of a won episode)"),
             ("group_size", self.group_size >= 2, "≥ 2 (group advantages need at least two copies)"),
             ("tasks_per_iter", self.tasks_per_iter >= 1, "≥ 1"),
             ("train_games", self.train_games >= self.tasks_per_iter or (not toy and self.train_games == 0),
              f"≥ tasks_per_iter ({self.tasks_per_iter})" + ("" if toy else " or 0 (the whole train split)")),
-            ("eval_games", self.eval_games >= 0, "≥ 0"),
+            ("eval_games", self.eval_games >= 1 or (not toy and self.eval_games == 0),
+             "≥ 1" + ("" if toy else " or 0 (the whole split)")),
             ("iterations", self.iterations >= 0, "≥ 0"),
             ("max_turns", self.max_turns >= 0, "≥ 0 (0 = family default)"),
             ("history", self.history >= 0, "≥ 0"),
@@ -209,11 +223,9 @@ class TrainConfig:
             ("micro_batch_size", 1 <= self.micro_batch_size <= self.mini_batch_size, f"in [1, mini_batch_size={self.mini_batch_size}]"),
             ("mini_batch_size", self.mini_batch_size <= self.max_rows(),
              f"≤ {self.max_rows()}, the most turn-rows a rollout batch can hold (tasks_per_iter × group_size × turn limit)"),
-            ("model", self.model == "tiny" or Path(self.model).expanduser().is_dir()
-             or (not self.model.startswith((".", "/", "~")) and HUB_ID.fullmatch(self.model) is not None),
-             "'tiny', an existing save_pretrained directory, or a hub id 'owner/name'"),
+            ("model", model_problem(self.model) is None, model_problem(self.model)),
             ("ppo_epochs", self.ppo_epochs >= 1, "≥ 1"),
-            ("lr", self.lr > 0, "> 0"),
+            ("lr", 0 < self.lr < 1, "in (0, 1)"),
             ("weight_decay", self.weight_decay >= 0, "≥ 0"),
             ("max_grad_norm", self.max_grad_norm > 0, "> 0"),
             ("clip_low", 0 <= self.clip_low <= 1, "in [0, 1]"),
@@ -231,6 +243,8 @@ class TrainConfig:
             ("gamma", 0 <= self.gamma <= 1, "in [0, 1]"),
             ("step_adv_weight", self.step_adv_weight >= 0, "≥ 0"),
             ("gigpo_mode", self.gigpo_mode in ("mean_norm", "mean_std_norm"), "mean_norm or mean_std_norm"),
+            ("empg_k", self.empg_k >= 0, "≥ 0"),
+            ("empg_k_f", self.empg_k_f >= 0, "≥ 0"),
             ("empg_zeta", self.empg_zeta >= 0, "≥ 0"),
             ("tau_pos", self.tau_pos > 0, "> 0"),
             ("tau_neg", self.tau_neg > 0, "> 0"),
@@ -240,6 +254,7 @@ class TrainConfig:
             ("cold_start_steps", self.cold_start_steps >= 0, "≥ 0"),
             ("eval_temperature", self.eval_temperature >= 0, "≥ 0 (0 = greedy)"),
             ("save_every", self.save_every >= 0, "≥ 0 (0 = never)"),
+            ("samples", self.samples >= 0, "≥ 0"),
             ("eval_top_p", 0 < self.eval_top_p <= 1, "in (0, 1]"),
             ("eval_top_k", self.eval_top_k >= 0, "≥ 0"),
         ]
@@ -271,16 +286,123 @@ class TrainConfig:
         return self.tasks_per_iter * self.group_size * (self.max_turns or default_turns)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """What a run's config.json holds: the format version and every field."""
+        return {"config_version": CONFIG_VERSION, **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """Exactly what ``to_dict`` wrote: this format version, every field, each of its own type (no
+        default fills a gap, no string stands for a number or a bool)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config is a JSON object of fields; got a {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - known - {"config_version"})
         if unknown:
             raise ConfigError(f"unknown config field(s) {unknown}")
-        return cls(**d)
+        if d.get("config_version") != CONFIG_VERSION:
+            raise ConfigError(f"config_version={d.get('config_version')!r} is not allowed: expected {CONFIG_VERSION} "
+                              "(the config was written by another version of sampo_ref)")
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name not in d:
+                raise ConfigError(f"field {f.name!r} is missing: a run's config names every field")
+            if not _fits(d[f.name], hints[f.name]):
+                raise ConfigError(f"{f.name}={d[f.name]!r} is not allowed: expected {_type_name(hints[f.name])}")
+        return cls(**{f.name: float(d[f.name]) if hints[f.name] is float else d[f.name] for f in fields(cls)})
+
+    @classmethod
+    def read(cls, run_dir: Path) -> "TrainConfig":
+        """The config of the run in ``run_dir``, read exactly; one line names what is wrong with it."""
+        path = Path(run_dir) / "config.json"
+        if not path.is_file():
+            raise ConfigError(f"{run_dir}: no config.json there; expected a run directory")
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ConfigError(f"{path}: not readable JSON ({err}); restore it, or start a new run") from None
+        try:
+            return cls.from_dict(d)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}; restore it, or start a new run") from None
+
+
+def _fits(value, hint) -> bool:
+    """Is the JSON ``value`` of the field type ``hint`` (bool, int, float, str, list[...], X | None)?"""
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(_fits(v, typing.get_args(hint)[0]) for v in value)
+    return any(_fits(value, h) for h in typing.get_args(hint))  # a union
+
+
+def _type_name(hint) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    if hint in names:
+        return names[hint]
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0]).removeprefix('a ').removeprefix('an ')}s"
+    return " or ".join(_type_name(h) for h in typing.get_args(hint))
+
+
+def devices_here() -> str:
+    """The device names this machine has, in words."""
+    import torch
+
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    names = ["auto", "cpu"] + (["cuda", f"cuda:0..cuda:{cuda - 1}"] if cuda else []) + (
+        ["mps"] if torch.backends.mps.is_available() else [])
+    return ", ".join(names)
+
+
+def device_exists(name: str) -> bool:
+    """auto, cpu, or a CUDA / MPS device that this machine has."""
+    import torch
+
+    if name in ("auto", "cpu"):
+        return True
+    cuda = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if cuda:
+        return torch.cuda.is_available() and int(cuda.group(1) or 0) < torch.cuda.device_count()
+    return name == "mps" and torch.backends.mps.is_available()
+
+
+def writable_dir(path: str) -> bool:
+    """Can ``path`` be a run directory: an existing writable folder, or creatable in one?"""
+    p = Path(path).expanduser().absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+
+
+def model_problem(model: str) -> str | None:
+    """Why ``model`` cannot be loaded as a policy, or None: 'tiny', a save_pretrained folder (its
+    config.json names a model_type) or a hub id."""
+    expected = "'tiny', a save_pretrained directory or a hub id 'owner/name'"
+    path = Path(model).expanduser()
+    if model == "tiny":
+        return None
+    if path.is_dir():
+        try:
+            model_type = json.loads((path / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            model_type = None
+        if model_type:
+            return None
+        run = f" (a run directory? its policy is {path / 'policy'})" if (path / "policy" / "config.json").is_file() else ""
+        return f"{expected}; this folder holds no config.json naming a model_type{run}"
+    if not model.startswith((".", "/", "~")) and HUB_ID.fullmatch(model):
+        return None
+    return f"{expected}; there is no such folder"
 
 
 class ConfigError(ValueError):
-    """A bad config value; the message names the field, the value and what is allowed."""
+    """A bad config value or run file; the one-line message names the field or the file, the value and
+    what is expected (the command line prints it instead of a traceback)."""

@@ -2,7 +2,8 @@
 
     sampo-ref eval runs/grpo-coin-L1-s0-…                 the run's final policy (else its last checkpoint)
     sampo-ref eval tiny --family coin treasure --level 1 2  the warm-started tiny policy, per family × level
-    sampo-ref eval ./my-model --games 128 --temperature 0   any saved model, greedy
+    sampo-ref eval ./my-model --games 128 --temperature 0   any save_pretrained model, greedy
+    sampo-ref eval Qwen/Qwen3-0.6B --family coin            a hub id (cached or reachable)
     sampo-ref eval runs/alfworld-sampo-… --split valid_unseen  ALFWorld, success per task type
 
 One episode per held-out game (group size 1), with sampling settings of its own (default: the
@@ -13,13 +14,14 @@ The held-out games are those of training (same seeds), so a run and its evaluati
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tyro
 
-from sampo_ref.config import ConfigError, TrainConfig
+from sampo_ref.config import ConfigError, TrainConfig, model_problem
 
 
 @dataclass
@@ -46,6 +48,17 @@ class EvalConfig:
     """JSON file to write; default: <run>/eval.json for a run, else eval.json."""
     device: str = "auto"
     """auto, cpu, cuda or mps."""
+
+
+def run_config(target: str) -> TrainConfig | None:
+    """The config of ``target`` if it is a run directory; None if it is a model ('tiny', a
+    save_pretrained folder, a hub id). A folder is a model when its config.json names a model_type."""
+    if model_problem(target) is None:
+        return None
+    if (Path(target) / "config.json").is_file():
+        return TrainConfig.read(Path(target))
+    raise ConfigError(f"target={target!r} is not allowed: expected a run directory (it holds config.json), "
+                      f"or a model: {model_problem(target)}")
 
 
 def _policy_dir(run_dir: Path) -> Path:
@@ -81,24 +94,25 @@ def run_eval(ec: EvalConfig) -> dict:
     from sampo_ref.trainer import evaluate, make_policy, make_task
 
     target = Path(ec.target)
-    is_run = (target / "config.json").exists()
-    base = TrainConfig.from_dict(json.loads((target / "config.json").read_text())) if is_run else TrainConfig(
-        model=ec.target, eval_games=64)
+    run = run_config(ec.target)
+    is_run = run is not None
+    base = run or TrainConfig(model=ec.target, eval_games=64)
     settings = dict(eval_temperature=ec.temperature, eval_top_p=ec.top_p, eval_top_k=ec.top_k, device=ec.device,
-                    eval_games=ec.games or base.eval_games)
+                    eval_games=ec.games or base.eval_games, run_dir=None)  # eval writes no run files
     if base.env == "alfworld":  # one task, broken down by task type
         splits = {f"alfworld-{ec.split or base.eval_split}": dict(eval_split=ec.split or base.eval_split)}
     else:
         splits = {f"{f}-L{lv}": dict(family=f, level=lv) for f in ec.family or [base.family] for lv in ec.level or [base.level]}
     seed = base.seed if ec.seed is None and is_run else ec.seed or 0
+    dataclasses.replace(base, **settings).validate()  # the device and sampling settings, before any work
     device = pick_device(ec.device)
     policy_path = str(_policy_dir(target)) if is_run else ec.target
     policy = load_policy(policy_path, device) if is_run else None
-    results = {"target": ec.target, "policy": policy_path,
+    results = {"target": ec.target, "run": is_run, "policy": policy_path,
                "sampling": {"temperature": ec.temperature, "top_p": ec.top_p, "top_k": ec.top_k, "seed": seed},
                "tasks": {}}
     for name, where in splits.items():
-        cfg = TrainConfig(**{**base.to_dict(), **settings, **where})
+        cfg = dataclasses.replace(base, **settings, **where)
         cfg.validate()
         task = make_task(cfg)
         pol = policy or make_policy(cfg, task, device)
@@ -121,7 +135,7 @@ def main(ec: EvalConfig) -> Path:
     """Evaluate, print the table, write the JSON; returns the JSON path."""
     results = run_eval(ec)
     target = Path(ec.target)
-    out = Path(ec.out) if ec.out else (target / "eval.json" if (target / "config.json").exists() else Path("eval.json"))
+    out = Path(ec.out) if ec.out else (target / "eval.json" if results["run"] else Path("eval.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(table(results))

@@ -26,7 +26,7 @@ PANELS = [  # (metric key, title)
     ("actor/clipfrac", "clip fraction"),
     ("loss/kl", "k3 KL to the reference"),
 ]
-NOT_SETTING = ("seed", "run_dir", "progress", "device")  # fields that do not make a different setting
+NOT_SETTING = ("seed", "run_dir", "progress", "device", "config_version")  # fields that do not make a different setting
 
 
 def _setting(run_dir: Path) -> dict:

@@ -174,19 +174,29 @@ def sequence_logprobs(
 
 
 def load_policy(name: str, device: torch.device, dtype: str = "float32") -> Policy:
-    """Load ``name``: a local directory or a hub id (the ``tiny`` default is built by ``sampo_ref.tiny``)."""
+    """Load ``name``: a local directory or a hub id (the ``tiny`` default is built by ``sampo_ref.tiny``).
+
+    Whatever is wrong (a folder that is not a model, a truncated weights file, a garbled tokenizer)
+    gives one line naming it: a ``ConfigError``, never a traceback from deep inside transformers.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from sampo_ref.config import ConfigError, model_problem
+
+    problem = model_problem(name)
+    if problem:
+        raise ConfigError(f"model={name!r} is not allowed: expected {problem}")
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    part = "tokenizer"
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
+        part = "model"
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
-    except OSError as err:
-        raise SystemExit(
-            f"model={name!r}: could not load it as a local directory or a hub id ({err}). "
-            "Expected 'tiny', a directory written by save_pretrained, or a hub id that is cached or reachable."
-        ) from None
+    except Exception as err:  # noqa: BLE001 -- transformers raises many types; the user needs one line
+        reason = " ".join(str(err).split())[:300]
+        raise ConfigError(f"model={name!r}: its {part} could not be loaded ({type(err).__name__}: {reason}); expected a "
+                          "complete save_pretrained directory, or a hub id that is cached or reachable") from None
     if tokenizer.chat_template is None:
-        raise SystemExit(f"model={name!r}: its tokenizer has no chat template; expected a chat (instruct) model.")
+        raise ConfigError(f"model={name!r}: its tokenizer has no chat template; expected a chat (instruct) model")
     tokenizer.padding_side = "left"
     return Policy(model, tokenizer, device)

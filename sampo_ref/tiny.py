@@ -15,7 +15,9 @@ Three steps, each a plain function:
    0), so what RL adds is visible.
 
 The result is saved with ``save_pretrained`` under the cache, keyed by a hash of everything that
-shapes it, and reloads like any Hugging Face model (``--model <that dir>`` works too).
+shapes it, and reloads like any Hugging Face model (``--model <that dir>`` works too). The SHA-256
+of every file is recorded beside them (``sampo_ref.manifest``); a cached policy whose files do not
+match (truncated, garbled, deleted) is built again, never used.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from sampo_ref.manifest import manifest_problem, write_manifest
 from sampo_ref.policy import Policy, left_pad, right_pad, sequence_logprobs
 
 CHAT_TEMPLATE = (
@@ -138,11 +141,16 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str
 
     ``make_examples()`` returns the warm-start (prompt, action) pairs and a dict describing them
     (kept in ``warm_start.json``); it is called only on a cache miss. Prompts and responses also
-    train the tokenizer. ``data_id`` names the data (it enters the cache key). The directory appears atomically: a killed build leaves no half policy behind.
+    train the tokenizer. ``data_id`` names the data (it enters the cache key). The directory
+    appears atomically: a killed build leaves no half policy behind; a cached one that fails its
+    hashes is replaced.
     """
     out = cache_dir / f"tiny-{cache_key(cfg, data_id)}"
-    if (out / "config.json").exists():
+    problem = manifest_problem(out) if out.exists() else None
+    if out.exists() and problem is None:
         return out
+    if problem:
+        tqdm.write(f"tiny policy cache {out}: {problem}; building it again")
     # building draws random numbers (weight init); the caller's random streams must not depend on
     # whether the policy was built now or loaded from the cache
     with torch.random.fork_rng():
@@ -155,6 +163,9 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str
     policy.save(tmp)
     (tmp / "warm_start.json").write_text(json.dumps({"config": asdict(cfg), "data": data_id, "examples": about,
                                                          "losses": losses}))
+    write_manifest(tmp)
+    if out.exists() and manifest_problem(out):  # the damaged copy goes (unless another process replaced it already)
+        shutil.rmtree(out, ignore_errors=True)
     try:
         os.replace(tmp, out)
     except OSError:  # another process finished first: keep theirs

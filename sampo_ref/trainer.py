@@ -9,6 +9,10 @@
         5. log          metrics.jsonl (flushed), held-out evaluation every ``eval_every``
     6. final evaluation, learning-curve plot, sample trajectories, final policy
 
+A run directory is self-describing (its ``config.json`` names every field) and ``--resume`` always
+does what it says: it continues from the last checkpoint, starts the run again from iteration 0 when
+none was written yet, and does nothing for a run that already finished its iterations.
+
 Everything the algorithm decides sits behind two calls, ``algo.advantages`` and
 ``algo.policy_loss``; the rest is shared by every variant.
 """
@@ -18,7 +22,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +267,52 @@ def format_trajectory(tau: Trajectory) -> str:
     return "\n".join(lines) + "\n"
 
 
+SAMPLE_PARTS = {"first": "##### the first rollout (iteration 1)\n", "final": "##### the final held-out evaluation\n"}
+
+
+def write_samples(path: Path, part: str, trajs: list[Trajectory]) -> None:
+    """Write one part of ``samples.txt`` (the first rollout, then the final evaluation), replacing that
+    part if a resumed run writes it again: each part appears once."""
+    text = path.read_text() if part == "final" and path.exists() else ""
+    text = text.split(SAMPLE_PARTS["final"])[0] + SAMPLE_PARTS[part] + "".join(format_trajectory(t) for t in trajs)
+    path.write_text(text)
+
+
+def save_final_policy(policy: Policy, run_dir: Path) -> None:
+    """Write ``run_dir/policy`` as a whole: it appears complete or not at all (it marks a finished run)."""
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".tmp-policy-"))
+    policy.save(tmp)
+    final = run_dir / "policy"
+    if final.exists():
+        old = Path(tempfile.mkdtemp(dir=run_dir, prefix=".old-policy-"))
+        os.replace(final, old / "policy")
+        shutil.rmtree(old)
+    os.replace(tmp, final)
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    """``runs/<algo>-<task>-s<seed>-<time>``."""
+    return Path(f"runs/{cfg.algo}-{task_label(cfg)}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def finished_metrics(run_dir: Path, iterations: int) -> list[dict] | None:
+    """The metrics of a run that finished exactly ``iterations`` iterations (final policy written), else None."""
+    if not (run_dir / "policy").is_dir():
+        return None
+    metrics = checkpoint.read_metrics(run_dir / "metrics.jsonl")
+    finals = [m for m in metrics if m.get("final") and "train_games/success" in m]
+    return metrics if finals and finals[-1]["iteration"] == iterations else None
+
+
+def check_answer_budget(cfg: TrainConfig, policy: Policy, task) -> None:
+    """``max_new_tokens`` must fit the shortest well-formed answer in this model's tokens."""
+    shortest = ("<think></think>" if task.require_think else "") + "<action>look</action>"
+    need = len(policy.tokenizer.encode(shortest, add_special_tokens=False))
+    if cfg.max_new_tokens < need:
+        raise ConfigError(f"max_new_tokens={cfg.max_new_tokens} is not allowed: expected ≥ {need}, the tokens of the "
+                          f"shortest well-formed answer {shortest!r} for model={cfg.model!r}")
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -288,7 +341,8 @@ class RunResult:
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
-    """Run ``cfg``; with ``resume``, continue the run in ``cfg.run_dir`` from its last checkpoint."""
+    """Run ``cfg``; with ``resume``, continue the run in ``cfg.run_dir`` from its last checkpoint (from
+    iteration 0 if it has none; a run that already finished ``cfg.iterations`` is returned as it is)."""
     cfg.validate()
     algo = ALGORITHMS[cfg.algo]
     # 0. set-up ------------------------------------------------------------------------------
@@ -296,25 +350,45 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     torch.manual_seed(cfg.seed)
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    run_dir = Path(cfg.run_dir or f"runs/{cfg.algo}-{task_label(cfg)}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    ckpt = checkpoint.latest(run_dir) if resume else None
-    if resume and ckpt is None:
-        raise ConfigError(f"run_dir={str(run_dir)!r} has no checkpoint to resume from (checkpoints/latest)")
-    if not resume and (run_dir / "metrics.jsonl").exists():
-        raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run (metrics.jsonl); choose another directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    run_dir = Path(cfg.run_dir or default_run_dir(cfg))
+    ckpt = None
+    if resume:
+        done = finished_metrics(run_dir, cfg.iterations)
+        if done is not None:
+            tqdm.write(f"{run_dir} already finished its {cfg.iterations} iterations: nothing to do "
+                       f"(--iterations N with a larger N continues it)")
+            return RunResult(run_dir, done)
+        checkpoint.remove_leftovers(run_dir)
+        ckpt = checkpoint.latest(run_dir)
+        if ckpt is None:
+            tqdm.write(f"{run_dir} has no checkpoint yet: starting it again from iteration 0")
+    elif (run_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run (metrics.jsonl); continue it with "
+                          f"sampo-ref train --resume {run_dir}, or choose another directory")
     task = make_task(cfg)
     policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
+    check_answer_budget(cfg, policy, task)
     ref_model = make_reference(cfg, policy)
     if ckpt is not None:
-        policy = make_policy(cfg, task, device, ckpt / "policy")
+        try:
+            policy = make_policy(cfg, task, device, ckpt / "policy")
+        except ConfigError as err:
+            raise ConfigError(f"{err}; the checkpoint is damaged: {checkpoint.RESTART}") from None
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = checkpoint.restore(ckpt, optimizer, rng, gen) if ckpt is not None else 0
+    if start > cfg.iterations:
+        raise ConfigError(f"iterations={cfg.iterations} is not allowed: expected ≥ {start}, the iteration of "
+                          f"the run's last checkpoint ({ckpt})")
     rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                 require_think=task.require_think)
-    metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start) if resume else []
+    metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start) if start else []
+    if not start:  # a new run, or one killed before its first checkpoint: begin with a clean directory
+        for stale in ("metrics.jsonl", "samples.txt", "learning_curve.png"):
+            (run_dir / stale).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that fails its set-up leaves no directory
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     log = RunLog(run_dir, cfg.to_dict(), start, cfg.tensorboard, cfg.wandb_project)
     watch = CollapseWatch()
     for m in metrics:  # a resumed run's watch knows the iterations before the checkpoint
@@ -364,7 +438,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         trajs = [t for g in groups for t in g]
         batch = TurnBatch.from_trajectories(trajs, policy.pad_id)
         if it == 1:
-            (run_dir / "samples.txt").write_text("".join(format_trajectory(t) for t in trajs[: cfg.samples]))
+            write_samples(run_dir / "samples.txt", "first", trajs[: cfg.samples])
         t1 = time.perf_counter()
         # 2. old and reference log-probs --------------------------------------------------------
         fill_old_logprobs(policy, ref_model, batch, cfg)
@@ -389,18 +463,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
                 tqdm.write(f"warning (iteration {it}): {message}")
             record[f"warn/{kind}"] = 1
         write(record)
+        if not any(m.get("actor/optimizer_steps", 0) > m.get("actor/skipped_steps", 0) for m in metrics):
+            raise ConfigError(f"every optimiser step so far was skipped (iteration {it}: loss/total="
+                              f"{upd.get('loss/total', float('nan')):.3g}, actor/grad_norm_max={upd['actor/grad_norm_max']:.3g}): "
+                              "the loss or its gradient is not finite, so the weights never changed; "
+                              f"check the reward and loss coefficients in {run_dir / 'config.json'}")
         postfix = {"success": f"{record['rollout/success']:.2f}"}
         if cfg.eval_every and it % cfg.eval_every == 0 and it != cfg.iterations:
             postfix["held-out"] = f"{held_out(it)[0]['eval/success']:.2f}"
-        if cfg.save_every and it % cfg.save_every == 0:
+        if cfg.save_every and (it % cfg.save_every == 0 or it == cfg.iterations):  # the last: a run can be continued
             checkpoint.save(run_dir, it, policy, optimizer, rng, gen)
         bar.set_postfix(postfix)
     # 6. final evaluation and artefacts ---------------------------------------------------------
     eval_after, final_trajs = held_out(cfg.iterations, final=True)
     write({"iteration": cfg.iterations, "final": True, **on_training_games()})
     log.close()
-    with (run_dir / "samples.txt").open("a") as f:
-        f.write("".join(format_trajectory(t) for t in final_trajs[: cfg.samples]))
-    policy.save(run_dir / "policy")
+    write_samples(run_dir / "samples.txt", "final", final_trajs[: cfg.samples])
+    save_final_policy(policy, run_dir)  # last: a run with policy/ and final records has finished
     return RunResult(run_dir, metrics)
 

@@ -39,6 +39,30 @@ def test_eval_of_a_run_reproduces_its_final_held_out_success(tmp_path, user_cach
     assert results["tasks"]["coin-L1"]["all"]["success"] == result.eval_after["eval/success"]
     assert results["tasks"]["coin-L1"]["all"]["episodes"] == 8
     assert "| coin-L1 | all | 8 |" in capsys.readouterr().out
+    # a save_pretrained folder is a model, not a run (its config.json names a model_type)
+    main(["eval", str(tmp_path / "run" / "policy"), "--games", "2", "--out", str(tmp_path / "model.json")])
+    results = json.loads((tmp_path / "model.json").read_text())
+    assert not results["run"] and results["tasks"]["coin-L1"]["all"]["episodes"] == 2
+
+
+@pytest.mark.parametrize("target, is_run", [("tiny", False), ("Qwen/Qwen3-0.6B", False), ("run", True)])
+def test_eval_takes_a_run_a_model_or_a_hub_id(tmp_path, monkeypatch, target, is_run):
+    from sampo_ref.evaluation import run_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(TrainConfig(seed=4).to_dict()))
+    assert (run_config(target) == TrainConfig(seed=4)) if is_run else run_config(target) is None
+
+
+@pytest.mark.parametrize("target", ["runs", "docs"])
+def test_eval_of_a_folder_that_is_neither_run_nor_model_says_so(tmp_path, monkeypatch, target):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / target).mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", target])
+    assert exit_info.value.code.startswith(f"sampo-ref eval: target={target!r} is not allowed: expected a run")
+    assert "\n" not in exit_info.value.code
 
 
 def test_eval_of_a_folder_without_policy_says_so(tmp_path):

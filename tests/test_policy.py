@@ -80,8 +80,9 @@ def test_a_saved_model_directory_loads_and_generates(small_policy, tmp_path):
 def test_an_unknown_model_gives_a_clear_error(tmp_path, monkeypatch):
     import pytest
 
+    from sampo_ref.config import ConfigError
     from sampo_ref.policy import load_policy
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SystemExit, match="model='.*no-such-model'"):
+    with pytest.raises(ConfigError, match="model='.*no-such-model'"):
         load_policy(str(tmp_path / "no-such-model"), torch.device("cpu"))
