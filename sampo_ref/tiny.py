@@ -56,6 +56,7 @@ class TinyConfig:
     intermediate_size: int = 384
     warm_start: str = "random"  # random: uniformly random admissible actions; teacher: won episodes of the explorer teacher
     teacher_noise: float = 0.5  # the teacher's share of uniformly random admissible commands
+    random_share: float = 0.0  # with the teacher: this share of the examples comes from random play instead
     warm_start_games: int = 16  # the first training games; play on them gives the examples
     warm_start_examples: int = 6000  # (prompt, action) pairs
     warm_start_epochs: int = 2

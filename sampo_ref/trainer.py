@@ -80,8 +80,11 @@ def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None 
             if tiny.warm_start == "random":
                 return random_play(task, games, tiny.warm_start_examples, tiny.seed), {"source": "random"}
             if tiny.warm_start == "teacher":
-                pairs, success = teacher_play(task, games, tiny.warm_start_examples, tiny.seed, tiny.teacher_noise)
-                return pairs, {"source": "teacher", "teacher_success": success}
+                n_random = round(tiny.random_share * tiny.warm_start_examples)
+                pairs, success = teacher_play(task, games, tiny.warm_start_examples - n_random, tiny.seed,
+                                              tiny.teacher_noise)
+                pairs += random_play(task, games, n_random, tiny.seed) if n_random else []
+                return pairs, {"source": "teacher", "teacher_success": success, "random_examples": n_random}
             raise ValueError(f"TinyConfig.warm_start={tiny.warm_start!r} is not allowed: expected 'random' or 'teacher'")
 
         path = build_tiny(tiny, examples, data_id, game_cache().parent / "policies")  # $SAMPO_REF_CACHE/policies
