@@ -87,7 +87,7 @@ def measure(args) -> dict:
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     algo, gen = ALGORITHMS[cfg.algo], torch.Generator().manual_seed(0)
     rollout_cfg = RolloutConfig(max_turns=cfg.max_turns, max_new_tokens=cfg.max_new_tokens,
-                                temperature=cfg.temperature, require_think=True)
+                                temperature=cfg.temperature, think="required")
 
     def sync():
         if device.type == "cuda":

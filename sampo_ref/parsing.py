@@ -4,9 +4,14 @@ docs/alfworld.md#2-the-testbed (ARLArena's ``alfworld_projection``). The whole r
 
     [ws] <think> … </think> [ws] <action> … </action> [ws]
 
-with exactly one of each tag (case-insensitive) and no CJK character. The toy policy answers
-``<action>…</action>`` alone, so ``require_think=False`` drops the think block (project choice,
-docs/architecture.md#the-toy-prompt).
+with exactly one of each tag (case-insensitive) and no CJK character: ``think="required"``, the
+rule for real LLMs on ALFWorld. Two relaxations of the think block, each a project choice
+(docs/architecture.md#the-toy-prompt):
+
+* ``think="none"``: the tiny policy answers ``<action>…</action>`` alone, and any think tag is a
+  format error;
+* ``think="optional"``: real LLMs on the toy tasks may think first (Qwen3 models do by default) or
+  answer at once: one think block before the action, or none.
 
 | case                                   | action sent to the env          | format_valid | valid          |
 |----------------------------------------|---------------------------------|--------------|----------------|
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 
 _THINK_ACTION = re.compile(r"\s*<think>.*?</think>\s*<action>(.*?)</action>\s*", re.IGNORECASE | re.DOTALL)
 _ACTION_ONLY = re.compile(r"\s*<action>(.*?)</action>\s*", re.IGNORECASE | re.DOTALL)
+THINK_RULES = ("required", "optional", "none")  # the think block must be there / may be there / must not
 _FIRST_ACTION = re.compile(r"<action>(.*?)</action>", re.IGNORECASE | re.DOTALL)
 _CJK = re.compile("[\u4e00-\u9fff]")
 
@@ -40,15 +46,17 @@ def _count(tag: str, text: str) -> int:
     return len(re.findall(tag, text, re.IGNORECASE))
 
 
-def parse_action(text: str, admissible: list[str], require_think: bool = True) -> ParsedAction:
-    """Apply the strict rule of docs/alfworld.md#2-the-testbed to one response. Never raises."""
-    tags = ["<action>", "</action>"] + (["<think>", "</think>"] if require_think else [])
-    strict = _THINK_ACTION if require_think else _ACTION_ONLY
+def parse_action(text: str, admissible: list[str], think: str = "required") -> ParsedAction:
+    """Apply the strict rule of docs/alfworld.md#2-the-testbed to one response, with the think
+    block ``required``, ``optional`` or ``none`` (THINK_RULES). Never raises."""
+    thinks = think == "required" or (think == "optional" and _count("</?think>", text) > 0)
+    tags = ["<action>", "</action>"] + (["<think>", "</think>"] if thinks else [])
+    strict = _THINK_ACTION if thinks else _ACTION_ONLY
     match = strict.fullmatch(text)
     format_valid = (
         match is not None
         and all(_count(tag, text) == 1 for tag in tags)
-        and (require_think or _count("</?think>", text) == 0)
+        and (thinks or _count("</?think>", text) == 0)
         and not _CJK.search(text)
     )
     if format_valid:

@@ -83,7 +83,7 @@ class RolloutConfig:
     top_p: float = 1.0
     top_k: int = 0
     do_sample: bool = True
-    require_think: bool = False
+    think: str = "none"  # the think block of the answer format: required, optional or none (parsing.THINK_RULES)
     record_logp: bool = True
     use_cache: bool = True  # KV cache in generate; off only to measure what it saves (sampo-ref bench rollout)
 
@@ -119,7 +119,7 @@ def collect(
             prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.top_k, cfg.do_sample, cfg.record_logp,
             cfg.use_cache,
         )
-        parsed = {i: parse_action(g.text, states[i][1]["admissible_commands"], cfg.require_think)
+        parsed = {i: parse_action(g.text, states[i][1]["admissible_commands"], cfg.think)
                   for i, g in zip(active, gens)}
         results = envs.step([parsed[i].action if i in parsed else None for i in range(len(envs))])
         still_active = []

@@ -52,12 +52,12 @@ from toy_envs import cache_dir as game_cache
 
 def make_task(cfg: TrainConfig):
     """The task of ``cfg.env``: game pools (``train_pool``, ``eval_pool``, ``train_panel``),
-    ``envs(games, copies)``, ``prompt``, ``max_turns``, ``require_think``, ``data_id``."""
+    ``envs(games, copies)``, ``prompt``, ``max_turns``, ``think``, ``data_id``."""
     if cfg.env == "alfworld":
         from sampo_ref.envs.alfworld import AlfworldTask
 
         return AlfworldTask(cfg.alfworld_dir(), cfg.train_games, cfg.eval_games, cfg.eval_split, cfg.max_turns,
-                            cfg.win_reward, cfg.history, require_think=cfg.model != "tiny")
+                            cfg.win_reward, cfg.history, think="required" if cfg.model != "tiny" else "none")
     return ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
                    cfg.history, instruction=cfg.model != "tiny", progress=cfg.progress)
 
@@ -254,7 +254,7 @@ def evaluate(policy: Policy, task, games: list[Path], cfg: TrainConfig, seed: in
     """One episode per game with the evaluation sampling settings (group size 1, no training)."""
     rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature or 1.0,
                        top_p=cfg.eval_top_p, top_k=cfg.eval_top_k, do_sample=cfg.eval_temperature > 0,
-                       require_think=task.require_think, record_logp=False)
+                       think=task.think, record_logp=False)
     with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
         torch.manual_seed(seed)  # every evaluation samples alike; training's random stream is left untouched
         with precision(cfg, policy.device):
@@ -309,7 +309,7 @@ def finished_metrics(run_dir: Path, iterations: int) -> list[dict] | None:
 
 def check_answer_budget(cfg: TrainConfig, policy: Policy, task) -> None:
     """``max_new_tokens`` must fit the shortest well-formed answer in this model's tokens."""
-    shortest = ("<think></think>" if task.require_think else "") + "<action>look</action>"
+    shortest = ("<think></think>" if task.think == "required" else "") + "<action>look</action>"
     need = len(policy.tokenizer.encode(shortest, add_special_tokens=False))
     if cfg.max_new_tokens < need:
         raise ConfigError(f"max_new_tokens={cfg.max_new_tokens} is not allowed: expected ≥ {need}, the tokens of the "
@@ -384,7 +384,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
                           f"the run's last checkpoint ({ckpt})")
     rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                require_think=task.require_think)
+                                think=task.think)
     metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start) if start else []
     if not start:  # a new run, or one killed before its first checkpoint: begin with a clean directory
         for stale in ("metrics.jsonl", "samples.txt", "learning_curve.png"):

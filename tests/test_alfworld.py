@@ -84,7 +84,7 @@ def test_invalid_actions_change_nothing_and_are_penalised(task):
     # copy 0: an inadmissible command in strict form; copy 1: no <think> (invalid for a real LLM)
     script = [["<think>hm</think><action>fly to the moon</action>", "<action>go to cabinet 1</action>"]]
     trajs = collect(ScriptedPolicy(script), envs, [str(game)], 2, task.prompt,
-                    RolloutConfig(max_turns=1, require_think=task.require_think), random.Random(0))
+                    RolloutConfig(max_turns=1, think=task.think), random.Random(0))
     (bad,), (no_think,) = trajs[0].turns, trajs[1].turns
     assert bad.observation == "Nothing happens." and bad.format_valid and not bad.valid
     assert no_think.action == "go to cabinet 1" and not no_think.format_valid and not no_think.valid
@@ -96,7 +96,7 @@ def test_invalid_actions_change_nothing_and_are_penalised(task):
     assert row_scores(batch.episode_return, batch.valid, 0.1).tolist() == pytest.approx([-0.1, -0.1])
     # and a strict, admissible answer is valid
     ok = collect(ScriptedPolicy([["<think>go</think> <action>go to cabinet 1</action>"]]), task.envs([game], 1),
-                 [str(game)], 1, task.prompt, RolloutConfig(max_turns=1, require_think=True), random.Random(0))
+                 [str(game)], 1, task.prompt, RolloutConfig(max_turns=1, think="required"), random.Random(0))
     assert ok[0].turns[0].valid
 
 

@@ -199,3 +199,55 @@ def test_teacher_data_comes_from_won_episodes(coin_games):
     pairs, success = play(task, task.train_pool, 40, act, seed=0, won_only=True)
     assert len(pairs) == 40 and 0 < success < 1
     assert all(action != "look" for _, action in pairs), "a turn of a lost episode was kept"
+
+
+def test_the_env_cache_is_bounded_and_a_remade_env_plays_alike(coin_games):
+    """At most ``limit`` envs are kept (least recently used games go first, never one of the batch
+    asked for); an env made again after its eviction plays exactly as the one that was dropped."""
+    from toy_envs.batch import EnvCache
+
+    def play(env) -> list:
+        obs, info = env.reset()
+        return [obs] + [env.step(action)[:4] for action in ["dance"] + info["walkthrough"]]
+
+    made = []
+    cache = EnvCache(lambda game: made.append(game) or TextGameEnv(game), limit=2)
+    first = cache.batch([coin_games[0]], 2).envs
+    assert len(cache) == 2 and cache.batch([coin_games[0]], 2).envs == first  # reused
+    cache.batch([coin_games[1]], 2)
+    assert len(cache) == 2  # game 0's envs were dropped
+    again = cache.batch([coin_games[0]], 2).envs
+    assert not set(map(id, again)) & set(map(id, first)) and len(made) == 6
+    assert play(again[0]) == play(TextGameEnv(coin_games[0])) == play(again[1])
+    assert len(cache.batch(coin_games, 3)) == 6 and len(cache) == 6  # a batch larger than the limit is kept whole
+
+
+def test_damaged_cached_games_are_made_again(coin_games, monkeypatch):
+    """A garbled .z8 would be played (empty reset text, 'Emulator halted'): the story file's checksum
+    finds it, and a damaged .json, so both are made again instead of used."""
+    import random
+
+    from toy_envs.games import z8_problem
+
+    assert all(z8_problem(game) is None for game in coin_games)
+    good = coin_games[0].read_bytes()
+    rng = random.Random(0)
+    damaged = {}
+    for seed in range(20, 40):  # 2 % of the bytes garbled, at random places
+        data = bytearray(good)
+        for i in rng.sample(range(len(data)), len(data) // 50):
+            data[i] = rng.randrange(256)
+        damaged[seed] = bytes(data)
+    damaged[40] = good[: len(good) // 2]  # truncated
+    damaged[41] = good[:0x300] + bytes([good[0x300] ^ 1]) + good[0x301:]  # one bit
+    for seed, data in damaged.items():
+        path = game_path("coin", 1, seed)
+        path.write_bytes(data)
+        path.with_suffix(".json").write_bytes(coin_games[0].with_suffix(".json").read_bytes())
+    garbled_json = game_path("coin", 1, 42)
+    garbled_json.write_bytes(good)
+    garbled_json.with_suffix(".json").write_bytes(b"\x00{not json")
+    generated = []
+    monkeypatch.setattr(games_module, "generate_game", lambda family, level, seed: generated.append(seed))
+    ensure_games("coin", 1, [0, *damaged, 42], workers=1, progress=False)
+    assert generated == [*damaged, 42]

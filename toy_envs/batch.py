@@ -26,6 +26,7 @@ from typing import Any, Sequence
 from toy_envs.env import TextGameEnv
 
 StepResult = tuple[str, float, bool, bool, dict[str, Any]]
+MAX_CACHED_ENVS = 512  # envs an EnvCache keeps: a TextWorld engine holds ≈1.7 MiB (toy), 2-10 MiB (ALFWorld)
 
 
 class BatchEnv:
@@ -58,6 +59,37 @@ class BatchEnv:
         """Stop every engine."""
         for env in self.envs:
             env.close()
+
+
+class EnvCache:
+    """Envs kept for reuse across rollouts (starting a game costs ≈10-60 ms), at most ``limit`` of them.
+
+    ``batch(games, copies)`` returns ``copies`` envs per game, game-major (env i plays
+    games[i // copies]). Beyond ``limit`` envs the least recently used games' envs are closed and
+    dropped; the games are deterministic, so an env made again plays exactly as the one dropped.
+    """
+
+    def __init__(self, new_env: Callable[[Any], Any], limit: int = MAX_CACHED_ENVS):
+        self.new_env, self.limit = new_env, limit
+        self._envs: dict[Any, list[Any]] = {}  # game → its envs, least recently used first
+
+    def __len__(self) -> int:
+        return sum(map(len, self._envs.values()))
+
+    def batch(self, games: Sequence[Any], copies: int) -> BatchEnv:
+        if len(set(games)) != len(games):
+            raise ValueError("a game appears twice in one batch; sample games without replacement")
+        out = []
+        for game in games:
+            pool = self._envs.pop(game, [])
+            while len(pool) < copies:
+                pool.append(self.new_env(game))
+            self._envs[game] = pool  # most recently used last
+            out.extend(pool[:copies])
+        while len(self) > self.limit and next(iter(self._envs)) not in games:  # never an env of this batch
+            for env in self._envs.pop(next(iter(self._envs))):
+                env.close()
+        return BatchEnv(out)
 
 
 class ProcessBatchEnv:

@@ -11,7 +11,9 @@ supported in 1.7.0). The cache layout is::
 A game is built in a temporary folder next to its final place and moved there with
 ``os.replace``, ``.z8`` last, so a killed run never leaves a half-written game behind (at most a
 hidden ``.tmp-*`` folder). The game's .json records the settings it was made with; a cached game
-whose settings differ from ``LEVELS`` (the table was edited) is made again. The same seed gives
+whose settings differ from ``LEVELS`` (the table was edited) is made again, and so is one whose
+.json does not parse or whose .z8 fails the story file's own checksum (the Z-machine header holds
+the sum of every byte from 0x40 to the declared length, written by the compiler). The same seed gives
 byte-identical files, on any day and under any PYTHONHASHSEED (see the last two helpers).
 """
 
@@ -111,7 +113,11 @@ def ensure_games(family: str, level: int, seeds: Iterable[int], workers: int = 2
     seeds = [int(seed) for seed in seeds]
     paths = [game_path(family, level, seed) for seed in seeds]
     settings = check_family_level(family, level).settings
-    missing = sorted({seed for seed, path in zip(seeds, paths) if not _is_cached(path, settings)})
+    problems = {seed: _cache_problem(path, settings) for seed, path in zip(seeds, paths)}
+    missing = sorted(seed for seed, problem in problems.items() if problem)
+    for seed in missing:
+        if problems[seed] != "not cached":
+            tqdm.write(f"games: {game_path(family, level, seed)} {problems[seed]}; making it again")
     bar = tqdm(total=len(missing), desc=f"games {family}-L{level}", unit="game", disable=not progress or not missing)
     with bar:
         if workers <= 1 or len(missing) <= 1:
@@ -168,9 +174,33 @@ def generate_game(family: str, level: int, seed: int) -> Path:
     return final
 
 
-def _is_cached(path: Path, settings: dict[str, Any]) -> bool:
-    """Is a whole game at `path`, made with `settings`? (A killed run may leave a .json without its .z8.)"""
-    return path.is_file() and path.with_suffix(".json").is_file() and game_info(path).get("settings") == settings
+def _cache_problem(path: Path, settings: dict[str, Any]) -> str | None:
+    """Why the game at `path` must be made (again), or None if a whole, intact game made with `settings` is there.
+    (A killed run may leave a .json without its .z8.)"""
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        return "not cached"
+    try:
+        made_with = game_info(path).get("settings")
+    except (OSError, ValueError, AttributeError):  # a .json that is not JSON, or not an object
+        return "has a damaged .json"
+    return "was made with other settings" if made_with != settings else z8_problem(path)
+
+
+def z8_problem(path: Path) -> str | None:
+    """Why the story file at `path` is not an intact Z-machine version 8 file, or None.
+
+    The header's length field (word 0x1A, in units of 8 bytes) and checksum (word 0x1C: the sum
+    of the bytes from 0x40 to that length, modulo 0x10000) are written by the compiler; a
+    truncated or garbled file fails them. Inform pads the file to a multiple of 512 bytes.
+    """
+    data = path.read_bytes()
+    if len(data) < 0x40 or data[0] != 8:
+        return "is not a Z-machine version 8 story file"
+    length = int.from_bytes(data[0x1A:0x1C], "big") * 8
+    if not 0x40 <= length <= len(data) < length + 512:
+        return f"has {len(data)} bytes where its header declares {length}"
+    checksum = int(np.frombuffer(data, dtype=np.uint8, count=length - 0x40, offset=0x40).sum(dtype=np.uint64)) % 0x10000
+    return None if checksum == int.from_bytes(data[0x1C:0x1E], "big") else "fails its Z-machine checksum"
 
 
 def _derived_seeds(seed: int, attempt: int) -> dict[str, int]:

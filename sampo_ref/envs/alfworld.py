@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sampo_ref.rollout import PromptInput
-from toy_envs.batch import BatchEnv
+from toy_envs.batch import BatchEnv, EnvCache
 
 # split name → AlfredTWEnv's train_eval argument (docs/alfworld.md#2-the-testbed)
 SPLITS = {"train": "train", "valid_seen": "eval_in_distribution", "valid_unseen": "eval_out_of_distribution"}
@@ -37,7 +37,6 @@ TASK_TYPES = ("pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_
               "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep", "pick_two_obj_and_place")
 MAX_TURNS = 50
 WIN_REWARD = 10.0
-MAX_CACHED_ENVS = 512
 DOWNLOAD_HINT = ("download it on a machine with internet access (pip install alfworld==0.4.2, then "
                  "`alfworld-download`, which writes ~/.cache/alfworld) and copy that folder here, "
                  "or write small synthetic games with `python -m sampo_ref.envs.alfworld_synth DIR`")
@@ -166,13 +165,13 @@ class AlfworldTask:
     """Game pools (train split; ``eval_split`` for evaluation) and envs, the ARLArena prompt.
 
     ``train_games`` / ``eval_games``: the first that many games of the sorted split (0 = all).
-    ``require_think``: the strict <think>/<action> rule of docs/alfworld.md#2-the-testbed (real LLMs); the tiny policy
+    ``think``: "required" is the strict <think>/<action> rule of docs/alfworld.md#2-the-testbed (real LLMs); the tiny policy
     answers <action> only (docs/architecture.md#the-toy-prompt).
     """
 
     def __init__(self, data_dir: str | os.PathLike, train_games: int = 0, eval_games: int = 0,
                  eval_split: str = "valid_seen", max_turns: int = MAX_TURNS, win_reward: float = WIN_REWARD,
-                 history: int = 2, require_think: bool = True, expert: str | None = None):
+                 history: int = 2, think: str = "required", expert: str | None = None):
         if eval_split not in SPLITS:
             raise ValueError(f"eval_split={eval_split!r} is not allowed: expected one of {sorted(SPLITS)}")
         problem = data_problem(data_dir, ("train", eval_split))
@@ -183,7 +182,7 @@ class AlfworldTask:
 
         self.data_dir, self.eval_split = Path(data_dir).expanduser(), eval_split
         self.max_turns, self.win_reward, self.history = max_turns or MAX_TURNS, win_reward, history
-        self.require_think = require_think
+        self.think = think
         self.config = alfworld_config(self.data_dir, self.max_turns, expert)
         self.data_id = {"env": "alfworld", "data": str(self.data_dir), "history": history}
         self._split_envs = {split: get_environment("AlfredTWEnv")(self.config, SPLITS[split])
@@ -191,7 +190,7 @@ class AlfworldTask:
         self.train_pool = self._pool("train", train_games)
         self.eval_pool = self._pool(eval_split, eval_games)
         self.train_panel = self.train_pool[: len(self.eval_pool)]  # training games evaluated before/after
-        self._envs: dict[Path, list[AlfworldEnv]] = {}
+        self.env_cache = EnvCache(self.new_env)  # each new env registers a TextWorld gym id: reuse them
 
     def _pool(self, split: str, n: int) -> list[Path]:
         games = sorted(Path(g) for g in self._split_envs[split].game_files)
@@ -207,24 +206,9 @@ class AlfworldTask:
         return AlfworldEnv(one.init_env(batch_size=1), self.max_turns, self.win_reward)
 
     def envs(self, games: list[Path], copies: int) -> BatchEnv:
-        """``copies`` envs per game, game-major (env i plays games[i // copies]).
-
-        Envs are kept for reuse (each new one registers a TextWorld gym id), the least recently
-        used games' envs are dropped beyond ``MAX_CACHED_ENVS`` (≈2–10 MB each).
-        """
-        if len(set(games)) != len(games):
-            raise ValueError("a game appears twice in one batch; sample games without replacement")
-        out = []
-        for game in games:
-            pool = self._envs.pop(game, [])
-            while len(pool) < copies:
-                pool.append(self.new_env(game))
-            self._envs[game] = pool  # most recently used last
-            out.extend(pool[:copies])
-        while sum(map(len, self._envs.values())) > MAX_CACHED_ENVS and next(iter(self._envs)) not in games:
-            for env in self._envs.pop(next(iter(self._envs))):
-                env.close()
-        return BatchEnv(out)
+        """``copies`` envs per game, game-major (env i plays games[i // copies]); reused while the
+        cache holds them (``toy_envs.batch.EnvCache``: the least recently used dropped beyond 512)."""
+        return self.env_cache.batch(games, copies)
 
     def prompt(self, p: PromptInput, rng: random.Random) -> str:
         return arlarena_prompt(p, self.history)

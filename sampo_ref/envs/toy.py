@@ -24,6 +24,7 @@ from pathlib import Path
 from sampo_ref.rollout import PromptInput
 from toy_envs import LEVELS, BatchEnv, TextGameEnv, ensure_games
 from toy_envs.baselines import explorer_action
+from toy_envs.batch import EnvCache
 
 HELD_OUT_SEED = 1_000_000  # held-out games use seeds HELD_OUT_SEED + i, never seen in training
 
@@ -36,7 +37,8 @@ def goal_of(intro: str, family: str) -> str:
     return intro.strip().split("\n\n")[0].lower()
 
 
-INSTRUCTION = "Choose one of the actions and answer with it inside <action> </action> tags."
+INSTRUCTION = ("Choose one of the actions and answer with it inside <action> </action> tags; "
+               "you may think first inside <think> </think> tags.")
 
 
 def toy_prompt(p: PromptInput, rng: random.Random, family: str, history: int = 2, instruction: bool = False) -> str:
@@ -56,12 +58,12 @@ def toy_prompt(p: PromptInput, rng: random.Random, family: str, history: int = 2
 class ToyTask:
     """Game pools (training seeds and held-out seeds) and envs for one family and level."""
 
-    require_think = False  # the toy prompt asks for <action> only (docs/architecture.md#the-toy-prompt)
-
     def __init__(self, family: str, level: int, train_games: int, eval_games: int, max_turns: int = 0,
                  win_reward: float = 1.0, history: int = 2, instruction: bool = False, progress: bool = True):
         self.family, self.level, self.history, self.win_reward = family, level, history, win_reward
         self.instruction = instruction
+        # the tiny policy answers <action> only; real LLMs may think first (docs/architecture.md#the-toy-prompt)
+        self.think = "optional" if instruction else "none"
         self.max_turns = max_turns or LEVELS[family][level].max_turns
         seeds = list(range(train_games)) + [HELD_OUT_SEED + i for i in range(eval_games)]
         paths = ensure_games(family, level, seeds, progress=progress)
@@ -69,19 +71,12 @@ class ToyTask:
         self.eval_pool: list[Path] = paths[train_games:]
         self.train_panel = self.train_pool  # training games evaluated before and after training
         self.data_id = dict(family=family, level=level, history=history)  # names the tiny policy's warm-start data
-        self._envs: dict[Path, list[TextGameEnv]] = {}  # starting a game costs time: reuse envs
+        self.env_cache = EnvCache(lambda game: TextGameEnv(game, max_turns=self.max_turns, win_reward=self.win_reward))
 
     def envs(self, games: list[Path], copies: int) -> BatchEnv:
-        """``copies`` envs per game, game-major (env i plays games[i // copies])."""
-        if len(set(games)) != len(games):
-            raise ValueError("a game appears twice in one batch; sample games without replacement")
-        out = []
-        for game in games:
-            pool = self._envs.setdefault(game, [])
-            while len(pool) < copies:
-                pool.append(TextGameEnv(game, max_turns=self.max_turns, win_reward=self.win_reward))
-            out.extend(pool[:copies])
-        return BatchEnv(out)
+        """``copies`` envs per game, game-major (env i plays games[i // copies]); reused while the
+        cache holds them (``toy_envs.batch.EnvCache``: at most 512 envs, ≈0.9 GiB)."""
+        return self.env_cache.batch(games, copies)
 
     def category(self, game: str | Path) -> str:
         """The reporting category of a game (evaluation breaks success down by it)."""
