@@ -42,7 +42,8 @@ handout: setup
 	cp tutorials/exercises/HANDOUT.md build/handout/README.md
 	SAMPO_REF_RECORD_REFERENCE=$(CURDIR)/$(HANDOUT)/reference_values.pt $(BIN)/pytest -q -p no:cacheprovider tutorials/exercises
 	cd build/handout && $(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider exercises --student | tail -n 1
-	@echo "handout ready: build/handout (hand out this folder; it holds no solution)"
+	SAMPO_REF_STUDENT_EDITION=1 NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d build/handout/site
+	@echo "handout ready: build/handout (exercises/ and the docs site without the answers, site/index.html)"
 
 clean:
 	rm -rf $(VENV) runs

@@ -55,13 +55,25 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = draw_runs(run_dirs, title)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def draw_runs(run_dirs: list[Path], title: str | None = None):
+    """The figure of ``plot_runs``: nine metric panels, one line (or mean ± std band) per setting."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     settings: dict[str, list[list[dict]]] = defaultdict(list)  # setting → the metrics of its seeds
     for run_dir in run_dirs:
         if not (run_dir / "metrics.jsonl").exists() or not (run_dir / "config.json").exists():
             raise FileNotFoundError(f"{run_dir}: no metrics.jsonl and config.json; expected a run directory")
         settings[json.dumps(_setting(run_dir), sort_keys=True)].append(read_metrics(run_dir / "metrics.jsonl"))
     labels = dict(zip(settings, _labels([json.loads(k) for k in settings])))
-    fig, axes = plt.subplots(2, 5, figsize=(21, 7))  # the panels, then the legend
+    # 3 x 3 panels of 4.4 in each: readable at page width, full size on click (docs); legend below
+    fig, axes = plt.subplots(3, 3, figsize=(13.2, 11))
     for ax, (metric, name) in zip(axes.flat, PANELS):
         for key, runs in settings.items():
             curves = [_curve(records, metric) for records in runs]
@@ -76,14 +88,18 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
                 ax.fill_between(iters, values.mean(0) - values.std(0), values.mean(0) + values.std(0),
                                 color=line.get_color(), alpha=0.2)
         ax.set(title=name, xlabel="iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
+        low, high = ax.dataLim.intervalx
+        if ax.lines and high - low < 2:  # one or two points: widen, or the locator falls back to fractions
+            ax.set_xlim(low - 1, high + 1)
         if metric.endswith("success"):
             ax.set_ylim(-0.02, 1.02)
-    axes.flat[-1].axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    # wrapped: a label listing several differing fields must not widen the panel and squeeze the others
-    axes.flat[-1].legend(handles, [textwrap.fill(n, 45) for n in names], loc="center", fontsize=9)
-    fig.suptitle(title or ", ".join(dict.fromkeys(labels.values())), fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    # wrapped: a label listing several differing fields must not widen the figure
+    legend = fig.legend(handles, [textwrap.fill(n, 60) for n in names], loc="lower center",
+                        ncol=min(len(names), 3) or 1, fontsize=10, frameon=False)
+    fig.suptitle(title or ", ".join(dict.fromkeys(labels.values())), fontsize=12)
+    fig.canvas.draw()  # the legend's height, to leave room for it below the panels
+    bottom = legend.get_window_extent().height / fig.get_window_extent().height + 0.01
+    fig.tight_layout(rect=(0, bottom, 1, 0.98))
+    return fig

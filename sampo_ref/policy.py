@@ -14,6 +14,7 @@ Shapes: B rows, P prompt tokens (left-padded), T response tokens (right-padded),
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +143,23 @@ class Policy:
         return lo, False
 
     def save(self, path: str | Path) -> None:
-        self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        with _quiet_transformers():  # a local write of seconds at most: the trainer shows its own progress
+            self.model.save_pretrained(path)
+            self.tokenizer.save_pretrained(path)
+
+
+@contextmanager
+def _quiet_transformers():
+    """transformers' own progress bars off ("Loading weights", "Writing model shards"), then back on."""
+    from transformers.utils import logging
+
+    was_on = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            logging.enable_progress_bar()
 
 
 def sequence_logprobs(
@@ -188,10 +204,12 @@ def load_policy(name: str, device: torch.device, dtype: str = "float32") -> Poli
         raise ConfigError(f"model={name!r} is not allowed: expected {problem}")
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     part = "tokenizer"
+    local = Path(name).is_dir()  # a local directory loads in seconds; a hub download keeps its progress bars
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        part = "model"
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
+        with _quiet_transformers() if local else nullcontext():
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            part = "model"
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
     except Exception as err:  # noqa: BLE001 -- transformers raises many types; the user needs one line
         reason = " ".join(str(err).split())[:300]
         raise ConfigError(f"model={name!r}: its {part} could not be loaded ({type(err).__name__}: {reason}); expected a "

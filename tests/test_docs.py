@@ -240,3 +240,18 @@ def test_pages_speak_only_of_the_project():
     hits = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in texts
             for n, line in enumerate(p.read_text().splitlines(), 1) if MADE_OF.search(line)]
     assert not hits, "text about how the project was made:\n" + "\n".join(hits)
+
+
+def test_the_student_edition_hides_every_exercise_answer():
+    """``make handout``'s site: no page pulls in the code of an exercise function."""
+    sys.path.insert(0, str(DOCS / "_hooks"))
+    import student
+
+    pulled = {ref for _, ref in snippet_references()}
+    assert pulled & student.HIDDEN, "no exercise answer is shown on the pages: the hidden set is stale"
+    for page in doc_pages():
+        hidden = student.hide_answers(page.read_text())
+        left = [ref for ref in SNIPPET.findall(hidden) if ref in student.HIDDEN]
+        assert not left, f"{page.relative_to(DOCS)} still shows {left}"
+    grpo = student.hide_answers((DOCS / "algorithms" / "grpo.md").read_text())
+    assert "Student edition" in grpo and "sampo_ref/algos/grpo.py:entry_points" in grpo  # the rest stays

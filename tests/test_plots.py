@@ -6,7 +6,7 @@ import pytest
 
 from sampo_ref.cli import main
 from sampo_ref.config import TrainConfig
-from sampo_ref.plots import _labels, _setting
+from sampo_ref.plots import _labels, _setting, draw_runs
 
 
 def fake_run(path, seed, lr, values):
@@ -33,3 +33,20 @@ def test_plot_writes_a_png_and_groups_seeds(tmp_path):
 def test_plot_names_a_directory_that_is_not_a_run(tmp_path):
     with pytest.raises(SystemExit, match="expected a run directory"):
         main(["plot", str(tmp_path), "--out", str(tmp_path / "x.png")])
+
+
+def test_iteration_ticks_are_whole_numbers(tmp_path):
+    """Two iterations must not be labelled 1.5, 2.5: every panel's x ticks are integers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = draw_runs([fake_run(tmp_path / "a0", 0, 5e-4, [0.1, 0.5])])
+    fig.canvas.draw()
+    for ax in fig.axes:
+        if not ax.lines:
+            continue
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+    plt.close(fig)

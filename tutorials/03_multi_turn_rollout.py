@@ -21,10 +21,8 @@ import os
 import random
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 import torch
 
 from sampo_ref.algos.common import masked_mean
@@ -153,12 +151,16 @@ axes[0].imshow(batch.prompt_mask[shown], aspect="auto", cmap="Greys", interpolat
 axes[0].set(title="prompt_mask (left-padded)", xlabel="prompt column", ylabel="row (one turn)")
 axes[1].imshow(batch.response_mask[shown], aspect="auto", cmap="Blues", interpolation="nearest")
 axes[1].set(title="response_mask (right-padded)", xlabel="response column")
+legend = [Patch(facecolor="black", edgecolor="0.5", label="prompt token (mask 1)"),
+          Patch(facecolor=plt.get_cmap("Blues")(1.0), edgecolor="0.5", label="response token (mask 1)"),
+          Patch(facecolor="white", edgecolor="0.5", label="padding (mask 0)")]
+fig.legend(handles=legend, loc="lower center", ncol=3, frameon=False)
 for r in range(shown.stop):  # mark where each trajectory starts
     if r and batch.traj_index[r] != batch.traj_index[r - 1]:
         for ax in axes:
             ax.axhline(r - 0.5, color="tab:red", lw=0.8)
 fig.suptitle("the first rows of the TurnBatch; red lines separate trajectories")
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.06, 1, 1))
 fig.savefig(OUT / "masks.png", dpi=100)
 print("wrote", OUT / "masks.png")
 

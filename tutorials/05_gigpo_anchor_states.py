@@ -18,10 +18,8 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import torch
 
 from sampo_ref.algos import ALGORITHMS
@@ -158,6 +156,8 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
 counts = Counter(sizes.tolist())
 axes[0].bar(list(counts), list(counts.values()), color="tab:blue")
 axes[0].set(title="step-group sizes", xlabel="rows in the step group", ylabel="step groups")
+for axis in (axes[0].xaxis, axes[0].yaxis):
+    axis.set_major_locator(MaxNLocator(integer=True))  # counts: whole numbers only
 shared = sizes[step_group] > 1
 axes[1].scatter(adv_grpo[~shared], adv_gigpo[~shared], s=10, color="tab:grey", label="singleton step group (A^S = 0)")
 axes[1].scatter(adv_grpo[shared], adv_gigpo[shared], s=10, color="tab:blue", label="shares its state with other rows")

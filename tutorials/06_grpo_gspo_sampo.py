@@ -9,11 +9,15 @@
 # * **SAMPO**: GiGPO's anchor-state advantage (S7) + GSPO's turn ratio + the DAPO filter that
 #   drops groups whose returns are all equal (docs/algorithms/dynamic_sampling.md#the-rule), seq-mean-token-mean.
 #
-# **This is a demonstration, not a measurement.** To fit in about a minute on a CPU each run is
-# tiny: 3 iterations of 4 games × 4 copies, one seed. At this size the differences between the
-# three are mostly noise; the runs show *how* to compare methods (same task, same seed, same
-# budget, only the four axes differ), not which one wins. Measured comparisons (longer runs,
-# several seeds, mean ± std) are made with `benchmarks/` and reported in `docs/results.md`.
+# **This is a demonstration, not a measurement.** Each run is tiny: 3 iterations of 4 games × 4
+# copies, one seed. The whole tutorial costs about 80 s of CPU time on one core (79.9 s user +
+# system, timed with `/usr/bin/time -v python tutorials/06_grpo_gspo_sampo.py` on a 2-core x86_64
+# CPU, games and tiny policy cached); its wall time grows with whatever else the machine runs
+# (17 min there, with other jobs at a load average of about 13). At this size the
+# differences between the three are mostly noise; the runs show *how* to compare methods (same
+# task, same seed, same budget, only the four axes differ), not which one wins. Measured
+# comparisons (longer runs, several seeds, mean ± std) are made with `benchmarks/` and reported in
+# `docs/results.md`.
 #
 # Needs the cached games and tiny policy (tutorial 3). Output: `$SAMPO_REF_TUTORIAL_OUT/06_comparison/`
 # (a run directory per method and `comparison.png`).
@@ -82,6 +86,41 @@ for m in filtered:
     print(f"  iteration {m['iteration']}: " + ", ".join(f"{k[7:]}={v:g}" for k, v in m.items() if k.startswith("filter/")))
 
 # %% [markdown]
+# ## When a run ends worse than it started
+#
+# A run can end *below* where it started, and at this size it sometimes does. On the machine this
+# tutorial was written on (seed 0), GRPO ended at 12 % on its training games and 0 % held-out,
+# from 50 % and 25 %, while GSPO and SAMPO rose. Two numbers per iteration say what happened:
+# the share of answers in the `<action>…</action>` format, and the KL to the starting policy.
+
+# %%
+print(f"{'preset':6s} {'valid format by iteration':>28s} {'after (held-out)':>17s} {'k3 KL to the reference':>26s}")
+for name, result in results.items():
+    fmt = [m["rollout/valid_format"] for m in result.metrics if "rollout/valid_format" in m]
+    kl = [m["loss/kl"] for m in result.metrics if "loss/kl" in m]
+    print(f"{name:6s} {' '.join(f'{v:4.0%}' for v in fmt):>28s} {result.eval_after['eval/valid_format']:17.0%} "
+          f"{' '.join(f'{v:.3f}' for v in kl):>26s}")
+
+# %% [markdown]
+# In that run GRPO's last update broke the answer format: the valid-format share fell from 98 % to
+# 76 % in the last rollout and to 38 % at the final evaluation, and the KL to the reference jumped
+# from 0.02 to 0.30 nats per token in one iteration. A malformed answer is an invalid turn, and a
+# game of invalid turns is never won: that, not forgetting how to find the coin, is the 0 %.
+#
+# Why GRPO and not the others: with only 16 trajectories per iteration, a few optimiser steps at
+# the toy learning rate can move the tokens of a turn far, and GRPO's token clip ($\varepsilon$ =
+# 0.2, per token) lets each token's probability move by 20 % per step before it stops pushing.
+# GSPO and SAMPO clip the *turn* ratio in a band 30× narrower ($3\cdot10^{-2}$ / $4\cdot10^{-2}$), so
+# a whole turn stops moving as soon as its geometric-mean ratio leaves the band; their format
+# stayed near 100 % and their KL below 0.07.
+#
+# This is the collapse pattern of the Troubleshooting page ("Training collapsed": valid format
+# drops, KL to the reference climbs), seen in miniature. One seed of 3 iterations proves nothing
+# about which method is better; what it teaches is what to look at when a run goes down: the
+# valid-format ratio and the KL first, success last. On another machine the numbers differ
+# (see the README on reproducibility), and GRPO may not fall at all; the printout above is this
+# run's.
+#
 # ## Curves
 #
 # `plot_runs` draws the logged metrics side by side: success on training rollouts and held-out
