@@ -227,7 +227,10 @@ def _grid(n: int, title: str, sharey: bool = False):
 
     cols = min(n, 5)
     rows = -(-n // cols)
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), sharex=True, sharey=sharey, squeeze=False)
+    axes.flat[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations (shared x): whole numbers
     for ax in axes.flat[n:]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)

@@ -32,7 +32,7 @@ from sampo_ref.algos.cispo import cispo_loss
 from sampo_ref.algos.grpo import token_clip_loss
 from sampo_ref.algos.gspo import gspo_loss
 from sampo_ref.algos.soft_sapo import soft_sapo_loss
-from sampo_ref.presets import PRESETS
+from sampo_ref.presets import preset_config
 
 OUT = Path(os.environ.get("SAMPO_REF_TUTORIAL_OUT", "runs/tutorials")) / "04_ratios"
 OUT.mkdir(parents=True, exist_ok=True)
@@ -51,11 +51,11 @@ OUT.mkdir(parents=True, exist_ok=True)
 SURROGATES = {  # name -> per-token loss (logp, logp_old, adv, mask) -> (B, T), with the preset's parameters
     "token clip (S10), ε 0.2, dual c 3": lambda lp, old, a, m: token_clip_loss(lp, old, a, m, 0.2, 0.2, 3.0)[0],
     "GSPO turn ratio (S12), ε 3e-2/4e-2": lambda lp, old, a, m: gspo_loss(
-        lp, old, a, m, PRESETS["gspo"]["clip_low"], PRESETS["gspo"]["clip_high"])[0],
+        lp, old, a, m, preset_config("gspo").clip_low, preset_config("gspo").clip_high)[0],
     "soft SAPO gate (S14), τ 1/1.05": lambda lp, old, a, m: soft_sapo_loss(
-        lp, old, a, m, PRESETS["soft_sapo"]["tau_pos"], PRESETS["soft_sapo"]["tau_neg"])[0],
+        lp, old, a, m, preset_config("soft_sapo").tau_pos, preset_config("soft_sapo").tau_neg)[0],
     "CISPO (S15), ε_l 1, ε_h 0.2": lambda lp, old, a, m: cispo_loss(
-        lp, old, a, m, PRESETS["cispo"]["clip_low"], PRESETS["cispo"]["clip_high"])[0],
+        lp, old, a, m, preset_config("cispo").clip_low, preset_config("cispo").clip_high)[0],
 }
 
 
