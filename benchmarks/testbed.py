@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/testbed.py [ROW ...] [--seeds 0] [--level 3] [--iterations 12] [--list]
 
 Each row changes one thing of the recipe (the tiny policy's build, ``TinyConfig``, or a training
-flag, ``TrainConfig``) against the row ``base``, runs ``sampo-ref train`` with it on coin (level
-``--level``) and prints one markdown line: the warm-started policy's held-out success and
-valid-action ratio (iteration 0, before RL), the same after RL, and the wall time. The table and
-its reading are in docs/results.md ("Why the tiny agent did not learn coin level 3").
+flag, ``TrainConfig``) against the row ``base``, runs ``sampo-ref train`` with it (preset ``sampo``
+unless the row names another) on coin (level ``--level``) and prints one markdown line: the
+warm-started policy's held-out success and valid-action ratio (iteration 0, before RL), the same
+after RL, and the wall time. The table and its reading are in docs/results.md ("Why the tiny
+agent does not learn a multi-turn task (yet)").
 """
 
 from __future__ import annotations
@@ -49,15 +50,16 @@ ROWS: dict[str, tuple[str, dict, dict]] = {
                               dict(invalid_adv_penalty=0.1, temperature=0.6)),
     "teacher-g64-c_adv-grpo": ("teacher-g64-c_adv with GRPO (token clip 0.2, no filter) instead of SAMPO",
                                dict(warm_start="teacher", warm_start_games=64),
-                               dict(invalid_adv_penalty=0.1, algo="grpo", loss_agg="token-mean", clip_low=0.2,
-                                    clip_high=0.2, filter_groups=False)),
+                               dict(preset="grpo", invalid_adv_penalty=0.1)),
 }
 
 
 def run(row: str, seed: int, level: int, iterations: int, root: Path, extra: dict, tiny_extra: dict) -> dict:
     _, tiny, flags = ROWS[row]
+    flags = dict(flags)
+    preset = flags.pop("preset", "sampo")
     tiny = {**tiny, **(tiny_extra if tiny.get("warm_start") == "teacher" and "teacher_noise" not in tiny else {})}
-    cfg = preset_config("sampo", family="coin", level=level, iterations=iterations, seed=seed, progress=False,
+    cfg = preset_config(preset, family="coin", level=level, iterations=iterations, seed=seed, progress=False,
                         eval_every=0, save_every=0, tensorboard=False, run_dir=str(root / f"{row}-s{seed}"),
                         **{**flags, **extra})
     start = time.perf_counter()
