@@ -51,6 +51,9 @@ ROWS: dict[str, tuple[str, dict, dict]] = {
     "teacher-g64-c_adv-grpo": ("teacher-g64-c_adv with GRPO (token clip 0.2, no filter) instead of SAMPO",
                                dict(warm_start="teacher", warm_start_games=64),
                                dict(preset="grpo", invalid_adv_penalty=0.1)),
+    "teacher-g64-c_adv05-grpo": ("teacher-g64-c_adv-grpo with c_adv = 0.5",
+                                 dict(warm_start="teacher", warm_start_games=64),
+                                 dict(preset="grpo", invalid_adv_penalty=0.5)),
 }
 
 
