@@ -1,12 +1,13 @@
 """Stability diagnostics (docs/metrics.md): what a run logs besides its loss, and the collapse warning.
 
-Three pieces, each used by the trainer once per iteration:
+Four pieces, each used by the trainer once per iteration:
 
 * ``batch_diagnostics``: advantage statistics, group degeneracy, rollout entropy, and the gap
   between the sampler's log-probs and the recomputed π_old;
 * ``kl_split``: the k3 KL to the reference per row, binned by the sign of the row's advantage ×
   the direction the update moved the row's tokens (ARLArena's Finding 2: in collapsing CISPO
   runs the bin "A ≤ 0, ratio down" runs away from the reference while the others stay flat);
+* ``over_steps``: the iteration's value of each diagnostic the optimiser steps logged;
 * ``CollapseWatch``: compares each iteration with the run so far and says, in words, when a
   signal that preceded collapse in the paper (docs/metrics.md) appears.
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sampo_ref.algos.common import k3_kl, masked_mean
+from sampo_ref.algos.common import Stat, k3_kl, masked_mean, pool
 
 KL_BINS = ("pos_up", "pos_down", "neg_up", "neg_down")  # sign of A (> 0 vs ≤ 0) × ratio direction
 
@@ -45,14 +46,15 @@ def batch_diagnostics(trajs, batch) -> dict:
 
 @torch.no_grad()
 def kl_split(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: torch.Tensor, adv: torch.Tensor,
-             mask: torch.Tensor) -> dict[str, tuple[float, int]]:
-    """Per bin, (sum over rows of the row's mean k3 KL to the reference, number of rows).
+             mask: torch.Tensor) -> dict[str, Stat]:
+    """Per bin, ``kl_ref/<bin>``: the mean over its rows of the row's mean k3 KL to the reference,
+    and ``kl_ref/<bin>_share``: the share of rows in it; both pooled over every row the iteration's
+    updates saw (``over="iteration"``), not averaged per step.
 
     logp, logp_old, logp_ref: (B, T) log-probs of the response tokens under π_θ, π_old, π_ref;
     adv: (B,); mask: (B, T) response mask. A row's direction is "up" when the token mean of
     π_θ(y_t) − π_old(y_t) is > 0 (the authors' flag, docs/metrics.md), else "down"; its sign bin is
-    "pos" when A > 0, else "neg". Rows without tokens are left out. Sums and counts (not means)
-    are returned so that micro- and mini-batches combine exactly.
+    "pos" when A > 0, else "neg". Rows without tokens are left out of every bin (and count in the shares).
     """
     m = mask.float()
     tokens = m.sum(-1)  # (B,)
@@ -63,7 +65,22 @@ def kl_split(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: torch.Tensor,
     out = {}
     for name, sel in (("pos_up", pos & up), ("pos_down", pos & ~up), ("neg_up", ~pos & up), ("neg_down", ~pos & ~up)):
         sel = sel & has
-        out[name] = (row_kl[sel].sum().item(), int(sel.sum()))
+        rows = int(sel.sum())
+        out[f"kl_ref/{name}"] = Stat(row_kl[sel].sum().item(), rows, over="iteration")
+        out[f"kl_ref/{name}_share"] = Stat(float(rows), mask.shape[0], over="iteration")
+    return out
+
+
+def over_steps(steps: list[dict[str, Stat]]) -> dict[str, float]:
+    """The iteration's value of each diagnostic from its optimiser steps: the mean of the per-step
+    values, or, for ``over="iteration"``, the pool of all of them (a mean over nothing: no key)."""
+    out = {}
+    for key in dict.fromkeys(k for step in steps for k in step):
+        parts = [step[key] for step in steps if key in step]
+        if parts[0].over == "step":
+            out[key] = sum(p.value for p in parts) / len(parts)
+        elif (pooled := pool(parts)).count or pooled.pool != "mean":
+            out[key] = pooled.value
     return out
 
 

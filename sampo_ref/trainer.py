@@ -36,11 +36,11 @@ from tqdm import tqdm
 
 from sampo_ref import checkpoint
 from sampo_ref.algos import ALGORITHMS
-from sampo_ref.algos.common import agg_denominator, aggregate, k3_kl, penalise_invalid_advantage
+from sampo_ref.algos.common import Counts, Stat, Term, aggregate, k3_kl, pool, penalise_invalid_advantage
 from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 from sampo_ref.config import ConfigError, TrainConfig
-from sampo_ref.diagnostics import KL_BINS, CollapseWatch, batch_diagnostics, kl_split
+from sampo_ref.diagnostics import CollapseWatch, batch_diagnostics, kl_split, over_steps
 from sampo_ref.envs.toy import ToyTask, random_play, teacher_play
 from sampo_ref.plots import plot_runs
 from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
@@ -137,69 +137,110 @@ def fill_old_logprobs(policy: Policy, ref_model, batch: TurnBatch, cfg: TrainCon
     batch.logp_ref = torch.cat(logp_ref) if ref_model is not None else None  # (B, T)
 
 
-def policy_mask(policy: Policy, mb: TurnBatch, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
-    """The policy term's mask over the mini-batch: the response mask, minus masked turns (S17).
+def policy_mask(policy: Policy, rows: TurnBatch, cfg: TrainConfig) -> torch.Tensor:
+    """The policy term's mask over the mini-batch (B_mb, T): the response mask, minus masked turns (S17).
 
     The sequence mask depends on the current policy, and its token count is the token-mean
     denominator of the whole mini-batch; so with ``seq_mask`` one no-grad pass over the
     micro-batches decides every row first (the price of exact micro-batching).
     """
     if not cfg.seq_mask:
-        return mb.response_mask, {}
-    keep, masked = [], 0.0
+        return rows.response_mask
+    keep = []
     with torch.no_grad():
-        for idx in torch.arange(len(mb)).split(cfg.micro_batch_size):
-            micro = mb.select(idx)
+        for idx in torch.arange(len(rows)).split(cfg.micro_batch_size):
+            micro = rows.select(idx)
             logp, _, mask = _forward(policy.model, policy.device, micro, cfg, with_entropy=False)
-            k, stats = sequence_mask(logp, micro.logp_old.to(logp.device), micro.adv.to(logp.device), mask,
-                                     cfg.seq_mask_delta)
-            keep.append(k.cpu())
-            masked += float(stats["seq_masked_rows"])
-    return apply_sequence_mask(mb.response_mask, torch.cat(keep)), {"actor/seq_masked_rows": masked}
+            keep.append(sequence_mask(logp, micro.logp_old.to(logp.device), micro.adv.to(logp.device), mask,
+                                      cfg.seq_mask_delta)[0].cpu())
+    return apply_sequence_mask(rows.response_mask, torch.cat(keep))
 
 
-def minibatch_loss(policy: Policy, algo, mb: TurnBatch, cfg: TrainConfig) -> dict[str, float]:
-    """Phase 4, one mini-batch: accumulate the gradient of (S19) over micro-batches.
+@dataclass
+class MiniBatch:
+    """A mini-batch and what its loss needs mini-batch-wide, prepared once before the micro-batches."""
 
-    The aggregation denominators are taken over the whole mini-batch first, so the loss and its
-    gradient do not depend on ``micro_batch_size`` (project choice; [ARL] averages micro-batch
-    means instead, docs/architecture.md#project-choices-and-deviations-from-the-reference-code).
+    rows: TurnBatch
+    masks: dict[str, torch.Tensor]  # (B_mb, T) the masks the terms aggregate over
+    counts: dict[str, Counts]  # per mask, over the whole mini-batch: every aggregation denominator
+    max_len: int  # T_max of seq-mean-token-sum-norm
+    diagnostics: dict[str, Stat]  # what preparing found: the rows the sequence mask removed
+
+    def micro_batches(self, size: int, device: torch.device):
+        """(micro-batch rows, their slices of the masks on ``device``), ``size`` rows at a time."""
+        for idx in torch.arange(len(self.rows)).split(size):
+            yield self.rows.select(idx), {name: m[idx].to(device) for name, m in self.masks.items()}
+
+    def aggregate(self, term: Term, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A micro-batch's share of ``term``'s aggregate: its sum over the mini-batch denominator."""
+        denominator = self.counts[term.mask].denominator(term.mode, self.max_len)
+        return aggregate(term.values, masks[term.mask], term.mode, denominator)
+
+
+def prepare_minibatch(policy: Policy, algo, rows: TurnBatch, cfg: TrainConfig) -> MiniBatch:
+    """Everything mini-batch-wide, in one place: the terms' masks (the response mask; the policy
+    term's, minus masked turns; a method's own, e.g. Search-Agent SAPO's tokens of P) and their
+    counts, from which come every aggregation denominator (N_P included) and the masked-turn count.
+    The counts are sums: a data-parallel all-reduce of ``counts`` makes them the global ones."""
+    masks = {"response": rows.response_mask, "policy": policy_mask(policy, rows, cfg)}
+    if algo.minibatch_masks is not None:
+        masks |= algo.minibatch_masks(rows, masks["policy"], cfg)
+    counts = {name: Counts.of(mask) for name, mask in masks.items()}
+    # rows the sequence mask removed: the rows with a token that the policy term's mask no longer has
+    masked = counts["response"].rows_with_tokens - counts["policy"].rows_with_tokens
+    return MiniBatch(rows, masks, counts, cfg.max_new_tokens,
+                     {"actor/seq_masked_rows": Stat(masked, pool="sum")} if cfg.seq_mask else {})
+
+
+def regularisers(logp: torch.Tensor, entropy: torch.Tensor | None, micro: TurnBatch, cfg: TrainConfig) -> dict[str, Term]:
+    """The terms every method shares (S19): −c_H × entropy of π_θ and +β × k3 KL to π_ref (S18),
+    over the full response mask (the sequence mask never touches them)."""
+    terms = {}
+    if cfg.entropy_coef > 0:
+        terms["entropy"] = Term(entropy, "response", cfg.loss_agg, -cfg.entropy_coef)
+    if cfg.kl_coef > 0:
+        terms["kl"] = Term(k3_kl(logp, micro.logp_ref.to(logp.device)), "response", cfg.loss_agg, cfg.kl_coef)
+    return terms
+
+
+def minibatch_loss(policy: Policy, algo, rows: TurnBatch, cfg: TrainConfig) -> dict[str, Stat]:
+    """Phase 4, one mini-batch: accumulate the gradient of (S19) over micro-batches -> its diagnostics.
+
+    L = Σ_terms coef × agg(term): the method's terms (its surrogate; Search-Agent SAPO's KL too)
+    and the regularisers. Every aggregate divides by a count of the whole mini-batch, so the loss
+    and its gradient do not depend on ``micro_batch_size`` (project choice; [ARL] averages
+    micro-batch means instead, docs/architecture.md#project-choices-and-deviations-from-the-reference-code).
     """
-    max_len = cfg.max_new_tokens
-    pg_mode = algo.pg_agg or cfg.loss_agg
-    pg_mask, totals = policy_mask(policy, mb, cfg)  # (B_mb, T)
-    pg_den = agg_denominator(pg_mask, pg_mode, max_len)
-    reg_den = agg_denominator(mb.response_mask, cfg.loss_agg, max_len)
-    counts = algo.minibatch_totals(mb, pg_mask, cfg) if algo.minibatch_totals else {}
-    for idx in torch.arange(len(mb)).split(cfg.micro_batch_size):
-        micro = mb.select(idx)
-        logp, ent, mask = _forward(policy.model, policy.device, micro, cfg, with_entropy=cfg.entropy_coef > 0)  # (b, T)
-        micro_pg_mask = pg_mask[idx].to(policy.device)  # (b, T)
-        pg_tok, stats = algo.policy_loss(logp, micro, micro_pg_mask, cfg, **counts)  # (b, T)
-        parts = {"pg": aggregate(pg_tok, micro_pg_mask, pg_mode, pg_den)}
-        if cfg.entropy_coef > 0:
-            parts["entropy"] = aggregate(ent, mask, cfg.loss_agg, reg_den)
-        if cfg.kl_coef > 0:
-            parts["kl"] = aggregate(k3_kl(logp, micro.logp_ref.to(policy.device)), mask, cfg.loss_agg, reg_den)
-        loss = parts["pg"] - cfg.entropy_coef * parts.get("entropy", 0.0) + cfg.kl_coef * parts.get("kl", 0.0)
+    # --8<-- [start:minibatch_loss]
+    mb = prepare_minibatch(policy, algo, rows, cfg)  # masks and their counts, once
+    logged = [mb.diagnostics]
+    for micro, masks in mb.micro_batches(cfg.micro_batch_size, policy.device):
+        logp, ent, _ = _forward(policy.model, policy.device, micro, cfg, with_entropy=cfg.entropy_coef > 0)  # (b, T)
+        terms, stats = algo.policy_loss(logp, micro, masks, cfg)  # the method's terms: "pg", …
+        terms |= regularisers(logp, ent, micro, cfg)  # "entropy", "kl"
+        parts = {name: mb.aggregate(term, masks) for name, term in terms.items()}  # each its own mask and mode
+        loss = sum(terms[name].coef * part for name, part in parts.items())  # Eq. (S19)
         loss.backward()
-        share = mask.sum().item() / max(mb.response_mask.sum().item(), 1.0)  # token share of this micro-batch
-        for k, v in {**{f"loss/{k}": v.item() for k, v in parts.items()}, "loss/total": loss.item()}.items():
-            totals[k] = totals.get(k, 0.0) + v  # partial sums add up to the mini-batch value
-        for k, v in stats.items():
-            totals[f"actor/{k}"] = totals.get(f"actor/{k}", 0.0) + share * float(v)
-        if micro.logp_ref is not None:  # Finding 2: KL to the reference by sign of A × ratio direction
-            split = kl_split(logp, micro.logp_old.to(logp.device), micro.logp_ref.to(logp.device),
-                             micro.adv.to(logp.device), mask)
-            for name, (kl_sum, rows) in split.items():
-                totals[f"kl_split/{name}/sum"] = totals.get(f"kl_split/{name}/sum", 0.0) + kl_sum
-                totals[f"kl_split/{name}/rows"] = totals.get(f"kl_split/{name}/rows", 0.0) + rows
-    return totals
+        logged.append(micro_diagnostics(parts, loss, stats, logp, micro, masks))  # apart from the loss
+    # --8<-- [end:minibatch_loss]
+    return {key: pool([d[key] for d in logged if key in d]) for key in dict.fromkeys(k for d in logged for k in d)}
+
+
+def micro_diagnostics(parts: dict, loss: torch.Tensor, stats: dict, logp: torch.Tensor, micro: TurnBatch,
+                      masks: dict) -> dict[str, Stat]:
+    """What one micro-batch logs: the terms' and the total's values (their parts add up to the
+    mini-batch's), the method's stats, and Finding 2's KL split when there is a reference policy."""
+    out = {**{f"loss/{k}": Stat(v.item(), pool="sum") for k, v in parts.items()},
+           "loss/total": Stat(loss.item(), pool="sum"), **{f"actor/{k}": v for k, v in stats.items()}}
+    if micro.logp_ref is not None:
+        out |= kl_split(logp, micro.logp_old.to(logp.device), micro.logp_ref.to(logp.device),
+                        micro.adv.to(logp.device), masks["response"])
+    return out
 
 
 def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, gen: torch.Generator) -> dict:
     """Phase 4: ``ppo_epochs`` passes of shuffled mini-batches, one optimiser step each."""
-    steps, skipped, grad_norms, sums = 0, 0, [], {}
+    skipped, grad_norms, steps = 0, [], []
     policy.model.train()
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(len(batch), generator=gen)
@@ -209,26 +250,18 @@ def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, 
             norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.max_grad_norm).item()
             # a non-finite loss or gradient never reaches the weights (a NaN loss can hide behind a
             # finite gradient: max/min route the gradient around a NaN branch)
-            if np.isfinite(norm) and np.isfinite(stats["loss/total"]):
+            if np.isfinite(norm) and np.isfinite(stats["loss/total"].value):
                 optimizer.step()
                 grad_norms.append(norm)
             else:
                 skipped += 1
-            steps += 1
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
+            steps.append(stats)
     policy.model.eval()
-    out = {k: v / steps for k, v in sums.items() if not k.startswith("kl_split/")}
-    for name in KL_BINS if f"kl_split/{KL_BINS[0]}/rows" in sums else ():  # only with a reference policy
-        rows = sums[f"kl_split/{name}/rows"]  # rows of every mini-batch step: each row once per epoch
-        out[f"kl_ref/{name}_share"] = rows / (len(batch) * cfg.ppo_epochs)
-        if rows:  # an empty bin has no mean: no key (plots leave a gap)
-            out[f"kl_ref/{name}"] = sums[f"kl_split/{name}/sum"] / rows
-    out.update({"actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
-                "actor/grad_norm_max": max(grad_norms, default=float("nan")),
-                "actor/optimizer_steps": steps, "actor/skipped_steps": skipped,
-                "actor/off_policy_steps": steps - 1})
-    return out
+    return {**over_steps(steps),
+            "actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
+            "actor/grad_norm_max": max(grad_norms, default=float("nan")),
+            "actor/optimizer_steps": len(steps), "actor/skipped_steps": skipped,
+            "actor/off_policy_steps": len(steps) - 1}
 
 
 def episode_metrics(trajs: list[Trajectory]) -> dict[str, float]:

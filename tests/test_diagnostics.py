@@ -28,9 +28,12 @@ def test_kl_split_by_hand():
     adv = torch.tensor([1.0, 0.0, 2.0])
     mask = torch.tensor([[1, 1], [1, 0], [0, 0]])
     out = kl_split(logp, logp_old, logp_ref, adv, mask)
-    assert out["pos_up"][1] == 1 and out["pos_up"][0] == pytest.approx((0.5 + L(2) - 1) / 2, abs=1e-6)
-    assert out["neg_down"][1] == 1 and out["neg_down"][0] == pytest.approx(2 - L(2) - 1, abs=1e-6)
-    assert out["pos_down"] == (0.0, 0) and out["neg_up"] == (0.0, 0)
+    assert out["kl_ref/pos_up"].count == 1 and out["kl_ref/pos_up"].value == pytest.approx((0.5 + L(2) - 1) / 2, abs=1e-6)
+    assert out["kl_ref/neg_down"].count == 1 and out["kl_ref/neg_down"].value == pytest.approx(2 - L(2) - 1, abs=1e-6)
+    assert out["kl_ref/pos_down"].count == 0 and out["kl_ref/neg_up"].count == 0
+    # shares over ALL rows, the one without tokens included; pooled over the iteration, not per step
+    assert [out[f"kl_ref/{b}_share"].value for b in ("pos_up", "pos_down", "neg_up", "neg_down")] == [1 / 3, 0, 0, 1 / 3]
+    assert all(s.over == "iteration" for s in out.values())
 
 
 def test_kl_split_direction_is_the_token_mean_of_probability_change():
@@ -38,7 +41,7 @@ def test_kl_split_direction_is_the_token_mean_of_probability_change():
     logp = torch.tensor([[L(0.6), L(0.1)]])
     logp_old = torch.tensor([[L(0.3), L(0.2)]])
     out = kl_split(logp, logp_old, logp.clone(), torch.tensor([-1.0]), torch.ones(1, 2))
-    assert out["neg_up"] == (pytest.approx(0.0), 1)
+    assert out["kl_ref/neg_up"].count == 1 and out["kl_ref/neg_up"].value == pytest.approx(0.0)
 
 
 def record(success=0.5, fmt=1.0, grad=0.3, entropy=0.25):
@@ -99,3 +102,16 @@ def test_wandb_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     with pytest.raises(ConfigError, match=r"wandb_project='proj' needs the wandb package"):
         RunLog(tmp_path, {}, start=0, tensorboard=False, wandb_project="proj")
+
+
+def test_over_steps_averages_steps_or_pools_the_iteration():
+    """Per-step diagnostics: the mean of the steps' values; ``over="iteration"``: one pool of every
+    step's rows (the KL split: 3 + 1 rows, 10 + 2 total -> 12 / 4), and a mean over nothing is no key."""
+    from sampo_ref.algos.common import Stat
+    from sampo_ref.diagnostics import over_steps
+
+    steps = [{"actor/clipfrac": Stat(3.0, 10), "kl_ref/pos_up": Stat(10.0, 3, over="iteration"),
+              "kl_ref/neg_up": Stat(0.0, 0, over="iteration")},
+             {"actor/clipfrac": Stat(1.0, 2), "kl_ref/pos_up": Stat(2.0, 1, over="iteration"),
+              "kl_ref/neg_up": Stat(0.0, 0, over="iteration")}]
+    assert over_steps(steps) == {"actor/clipfrac": pytest.approx((0.3 + 0.5) / 2), "kl_ref/pos_up": 3.0}

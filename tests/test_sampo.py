@@ -55,7 +55,8 @@ def test_sampo_equals_gspo_loss_on_gigpo_advantages_of_a_filtered_batch():
     batch.logp_old = -torch.rand(batch.response_ids.shape)
     logp = (batch.logp_old + 0.02 * torch.randn_like(batch.logp_old)).requires_grad_()
     mask = batch.response_mask
-    loss, _ = ALGORITHMS["sampo"].policy_loss(logp, batch, mask, cfg)
+    terms, _ = ALGORITHMS["sampo"].policy_loss(logp, batch, {"policy": mask}, cfg)
     expected, _ = gspo.gspo_loss(logp, batch.logp_old, adv, mask, 3e-2, 4e-2)
-    assert torch.equal(loss, expected)
+    assert list(terms) == ["pg"] and torch.equal(terms["pg"].values, expected)
+    assert (terms["pg"].mask, terms["pg"].mode, terms["pg"].coef) == ("policy", "seq-mean-token-mean", 1.0)
     assert ALGORITHMS["sampo"].pg_agg == "seq-mean-token-mean" == cfg.loss_agg  # every term (docs/algorithms/sampo.md)

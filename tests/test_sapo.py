@@ -14,7 +14,7 @@ from sampo_ref.algos.common import agg_denominator, aggregate
 from sampo_ref.algos.sapo import (
     PG_AGG,
     conditional_kl,
-    kl_denominator,
+    positive_mask,
     positive_rows,
     sapo_loss,
 )
@@ -25,6 +25,14 @@ F64 = torch.float64
 HAND_ADV = [1.0, 0.0, -1.0]
 HAND_W = [[0.5, 0.9, 0.7], [0.6, 1.5, 3.0], [0.5, 0.5, 0.5]]
 HAND_MASK = [[1, 1, 1], [1, 1, 0], [1, 1, 1]]
+
+
+def total_loss(logp, logp_old, adv, mask, w_kl=0.1, n=None, n_p=None, **kwargs):
+    """L = L_clip + w_kl L_ckl, the two terms of ``sapo_loss`` aggregated as the trainer does:
+    over N tokens and over P's N_P tokens (pass the mini-batch's N and N_P for a micro-batch)."""
+    clip, ckl, stats = sapo_loss(logp, logp_old, adv, mask, **kwargs)
+    p_mask = positive_mask(mask, adv, kwargs.get("include_zero_adv", True))
+    return aggregate(clip, mask, PG_AGG, n) + w_kl * aggregate(ckl, p_mask, "token-mean", n_p), stats
 
 
 def _batch(adv=HAND_ADV, ratios=HAND_W, mask=HAND_MASK, logp_old=-1.2):
@@ -61,7 +69,7 @@ def test_conditional_kl_hand_values_and_gradient(include_zero):
     expected = torch.tensor([[0.6931472, 0.0, 0.3566749], row1, [0.0, 0.0, 0.0]], dtype=F64)
     assert torch.allclose(term.detach(), expected, atol=1e-7)
 
-    n_p = kl_denominator(mask, in_p)
+    n_p = agg_denominator(positive_mask(mask, adv, include_zero), "token-mean")
     assert n_p == (5.0 if include_zero else 3.0)
     value = aggregate(term, mask, "token-mean", n_p)
     assert value.item() == pytest.approx(0.3121295 if include_zero else 0.3499407, abs=1e-7)
@@ -87,12 +95,13 @@ def test_empty_p_gives_zero():
     logp, logp_old, adv, mask = _batch([-1.0, -2.0], [[0.1, 0.2], [0.3, 0.5]], [[1, 1], [1, 0]])
     in_p = positive_rows(adv)
     term = conditional_kl(logp, logp_old, mask, in_p)
-    value = aggregate(term, mask, "token-mean", kl_denominator(mask, in_p))
+    value = aggregate(term, positive_mask(mask, adv), "token-mean")
     (grad,) = torch.autograd.grad(value, logp)
     assert value.item() == 0.0
     assert torch.equal(grad, torch.zeros_like(grad))
-    loss, stats = sapo_loss(logp, logp_old, adv, mask)
-    assert stats["ckl"].item() == 0.0 and bool(torch.isfinite(loss).all())
+    clip, ckl, stats = sapo_loss(logp, logp_old, adv, mask)
+    assert torch.equal(ckl, torch.zeros_like(ckl)) and bool(torch.isfinite(clip).all())
+    assert stats["ckl_frac"].value == 0.0  # no token of P: a share of nothing is 0
 
 
 @pytest.mark.equation("S10", "S16")
@@ -114,9 +123,8 @@ def test_sapo_loss_total(include_zero, value, grad_rows):
     Row 2 stays exactly 0: clipped by the token clip and not in P (docs/dimensions.md#which-tokens-get-exactly-zero-gradient).
     """
     logp, logp_old, adv, mask = _batch()
-    loss, stats = sapo_loss(logp, logp_old, adv, mask, include_zero_adv=include_zero)
+    total, stats = total_loss(logp, logp_old, adv, mask, include_zero_adv=include_zero)
     assert PG_AGG == "token-mean"
-    total = aggregate(loss, mask, PG_AGG)
     assert total.item() == pytest.approx(value, abs=1e-7)
     (grad,) = torch.autograd.grad(total, logp)
     assert torch.allclose(grad, torch.tensor(grad_rows, dtype=F64), atol=1e-7)
@@ -132,15 +140,14 @@ def test_micro_batches_use_minibatch_denominators():
     """Checks (S16) under micro-batching: with the mini-batch N and N_P passed in, the sum of the
     micro-batch aggregates equals the whole mini-batch's loss and gradient."""
     logp, logp_old, adv, mask = _batch()
-    whole, _ = sapo_loss(logp, logp_old, adv, mask)
-    (grad_whole,) = torch.autograd.grad(aggregate(whole, mask, PG_AGG), logp)
+    whole, _ = total_loss(logp, logp_old, adv, mask)
+    (grad_whole,) = torch.autograd.grad(whole, logp)
 
     n = agg_denominator(mask, PG_AGG)
-    n_p = kl_denominator(mask, positive_rows(adv))
+    n_p = agg_denominator(positive_mask(mask, adv), "token-mean")
     total = 0.0
     for rows in ([0], [1, 2]):
-        part, _ = sapo_loss(logp[rows], logp_old[rows], adv[rows], mask[rows], n_tokens=n, n_p=n_p)
-        total = total + aggregate(part, mask[rows], PG_AGG, n)
+        total = total + total_loss(logp[rows], logp_old[rows], adv[rows], mask[rows], n=n, n_p=n_p)[0]
     (grad_split,) = torch.autograd.grad(total, logp)
     assert total.item() == pytest.approx(0.0687130, abs=1e-7)
     assert torch.allclose(grad_split, grad_whole, atol=1e-15)
@@ -155,8 +162,8 @@ def test_on_policy_kl_term(t_kl, kl_on):
     logp = logp_old.clone().requires_grad_(True)
     adv = torch.tensor([0.4, -0.6], dtype=F64)
     mask = torch.ones(2, 2, dtype=F64)
-    loss, _ = sapo_loss(logp, logp_old, adv, mask, t_kl=t_kl, w_kl=0.1)
-    (grad,) = torch.autograd.grad(aggregate(loss, mask, PG_AGG), logp)
+    total, _ = total_loss(logp, logp_old, adv, mask, t_kl=t_kl, w_kl=0.1)
+    (grad,) = torch.autograd.grad(total, logp)
     extra = 0.1 / 2 if kl_on else 0.0  # N_P = 2 (row 0)
     expected = torch.tensor([[-0.4 / 4 - extra] * 2, [0.6 / 4] * 2], dtype=F64)
     assert torch.allclose(grad, expected, atol=1e-15)
@@ -166,5 +173,3 @@ def test_validation_names_bad_value():
     logp = torch.zeros(1, 1)
     with pytest.raises(ValueError, match="-0.5"):
         conditional_kl(logp, logp, torch.ones(1, 1), torch.ones(1, dtype=torch.bool), t_kl=-0.5)
-    with pytest.raises(ValueError, match="-1"):
-        sapo_loss(logp, logp, torch.ones(1), torch.ones(1, 1), w_kl=-1.0)

@@ -114,7 +114,8 @@ def test_diagnostic_clipfrac_and_masking():
     assert stats["clipfrac_lower"].item() == 0.0
     assert stats["ppo_kl"].item() == pytest.approx(0.163305, abs=1e-6)
     assert loss[6, 0].item() == 0.0 and loss[5, 0].item() == 0.0
-    assert all(not v.requires_grad and v.dim() == 0 for v in stats.values())
+    assert all(not torch.as_tensor(v.total).requires_grad and torch.as_tensor(v.total).dim() == 0
+               for v in stats.values())
 
 
 def test_validation_names_bad_value():

@@ -20,6 +20,14 @@ def _sapo_base(logp, logp_old, adv, mask):
     return token_clip_loss(logp, logp_old, adv, mask, 0.2, 0.2, dual_clip=None)
 
 
+def _sapo(logp, logp_old, adv, mask):
+    """Search-Agent SAPO's two terms added per token: L = agg(clip) + w_kl agg(ckl over P's tokens)
+    weighs them by positive constants, so the sum has L's zero pattern; on-policy with t_kl = 0.8 < 1
+    the KL term is 0 and the sum is the clip term."""
+    clip, ckl, stats = sapo.sapo_loss(logp, logp_old, adv, mask)
+    return clip + 0.1 * ckl, stats
+
+
 # per-token loss functions with their defaults; own aggregation in the comment (docs/dimensions.md#loss-aggregation), and
 # every mode of AGG_MODES is tested, the own one included
 SURROGATES = {
@@ -28,7 +36,7 @@ SURROGATES = {
     "soft_sapo": soft_sapo.soft_sapo_loss,  # token-mean
     "cispo": cispo.cispo_loss,  # token-mean
     "sapo_base": _sapo_base,  # sapo.PG_AGG = token-mean
-    "sapo": sapo.sapo_loss,  # token-mean; t_kl = 0.8 < 1, so the KL term is off on-policy
+    "sapo": _sapo,  # token-mean; t_kl = 0.8 < 1, so the KL term is off on-policy
 }
 
 LENGTHS = [4, 2, 0, 1, 3]  # ragged rows, one fully masked
@@ -138,7 +146,7 @@ ZERO_CASES = {
     "gspo": (_plain(gspo.gspo_loss), GSPO_ROWS),
     "soft_sapo": (_plain(soft_sapo.soft_sapo_loss), TOLERANT_ROWS),
     "cispo": (_plain(cispo.cispo_loss), TOLERANT_ROWS),
-    "sapo": (_plain(sapo.sapo_loss), SAPO_ROWS),
+    "sapo": (_plain(_sapo), SAPO_ROWS),
     "seq_mask+token_clip": (_with_seq_mask(token_clip_loss), SEQ_MASK_ROWS),
     "seq_mask+soft_sapo": (_with_seq_mask(soft_sapo.soft_sapo_loss), SEQ_MASK_ROWS),
     "seq_mask+cispo": (_with_seq_mask(cispo.cispo_loss), SEQ_MASK_ROWS),

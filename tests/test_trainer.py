@@ -46,7 +46,7 @@ def prepared(policy, cfg, seed=0):
 
 def loss_and_grad(policy, batch, cfg):
     policy.model.zero_grad(set_to_none=True)
-    stats = minibatch_loss(policy, ALGORITHMS[cfg.algo], batch, cfg)
+    stats = {k: v.value for k, v in minibatch_loss(policy, ALGORITHMS[cfg.algo], batch, cfg).items()}
     grads = torch.cat([p.grad.flatten() for p in policy.model.parameters() if p.grad is not None])
     return stats["loss/total"], grads, stats
 
@@ -68,9 +68,10 @@ def test_micro_batching_does_not_change_loss_or_gradient(small_policy, algo, los
         assert 0 < stats["actor/seq_masked_rows"] < len(batch)
     for micro in (1, 3, 5):
         cfg.micro_batch_size = micro
-        loss, grad, _ = loss_and_grad(small_policy, batch, cfg)
+        loss, grad, micro_stats = loss_and_grad(small_policy, batch, cfg)
         assert abs(loss - full_loss) < 1e-6
         torch.testing.assert_close(grad, full_grad, atol=1e-6, rtol=1e-5)
+        assert micro_stats == pytest.approx(stats, rel=1e-5, abs=1e-7)  # the diagnostics pool exactly too
     assert full_grad.abs().sum() > 0
 
 
@@ -131,7 +132,9 @@ def test_total_loss_is_pg_minus_entropy_plus_kl(small_policy, algo):
         return ((x * mask).sum(-1)[lengths > 0] / lengths[lengths > 0]).mean()
 
     assert (ALGORITHMS[algo].pg_agg or cfg.loss_agg) == cfg.loss_agg  # one mode for every term here
-    pg, _ = ALGORITHMS[algo].policy_loss(logp, batch, mask, cfg)  # (B, T)
+    terms, _ = ALGORITHMS[algo].policy_loss(logp, batch, {"policy": mask}, cfg)
+    assert list(terms) == ["pg"]
+    pg = terms["pg"].values  # (B, T)
     u = batch.logp_ref - logp  # (B, T)  small here: the clamps of (S18) are inactive
     assert u[mask.bool()].abs().max() < 20
     expected = agg(pg) - cfg.entropy_coef * agg(ent) + cfg.kl_coef * agg(torch.exp(u) - u - 1)  # (S19)

@@ -12,10 +12,14 @@ Each file is the complete definition of its method. It states, as data,
 and exposes the two calls the trainer makes:
 
     advantages(batch: TurnBatch, cfg) -> Tensor (B,)                one scalar per row
-    policy_loss(logp, batch, mask, cfg, **totals) -> (loss (B, T), stats)   per-token surrogate ℓ
+    policy_loss(logp, batch, masks, cfg) -> (terms, stats)         the loss's named parts, per token
 
-(and, for Search-Agent SAPO, ``minibatch_totals``: mini-batch-wide counts its loss needs).
-The trainer aggregates, adds the KL and entropy terms and steps; nothing else differs.
+``terms`` maps a name ("pg", and Search-Agent SAPO's "ckl") to a ``common.Term``: per-token values,
+the mask they are aggregated over and its mode, a coefficient; ``stats`` maps names to
+``common.Stat`` diagnostics. A method that aggregates a term over a mask of its own adds that
+mask for the whole mini-batch with ``minibatch_masks(batch, policy_mask, cfg)`` (Search-Agent SAPO).
+The trainer counts every mask once per mini-batch, aggregates, adds the KL and entropy terms and
+steps; nothing else differs.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class Algorithm:
     seq_mask: bool  # the sequence mask (S17) may be applied
     advantages: Callable
     policy_loss: Callable
-    minibatch_totals: Callable | None
+    minibatch_masks: Callable | None  # masks of its own terms over the mini-batch, or None
 
 
 def _from_module(module: ModuleType) -> Algorithm:
@@ -46,7 +50,7 @@ def _from_module(module: ModuleType) -> Algorithm:
     return Algorithm(
         module.__name__.rsplit(".", 1)[-1], module.DEFAULTS, module.ADVANTAGE, module.SURROGATE, module.PG_AGG,
         module.FILTER, module.SEQ_MASK, module.advantages, module.policy_loss,
-        getattr(module, "minibatch_totals", None),
+        getattr(module, "minibatch_masks", None),  # only methods with a term over a mask of their own
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from sampo_ref.algos import grpo
-from sampo_ref.algos.common import clip_stats
+from sampo_ref.algos.common import Stat, Term, clip_stats
 
 
 def cispo_loss(
@@ -35,14 +35,14 @@ def cispo_loss(
     mask: torch.Tensor,
     clip_low: float = 1.0,
     clip_high: float = 0.2,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[str, Stat]]:
     """Eq. (S15): per-token loss -sg(w_hat) A logp, to be minimised -> (loss (B, T), stats).
 
     logp, logp_old, mask (B, T); adv (B,), one value per row, or (B, T).
     w_hat = clip(w, 1 - eps_l, 1 + eps_h). Gradient: d loss / d logp = -kappa * A, kappa = w_hat,
     never zero for A != 0. Only the gradient has meaning: the loss value is not a surrogate of
     return (docs/algorithms/cispo.md#key-equations). The loss is exactly 0 where mask is 0.
-    stats (detached scalars): clipfrac (share of valid tokens with w != w_hat),
+    stats (``Stat``s, detached): clipfrac (share of valid tokens with w != w_hat),
     clipfrac_lower (always 0, no dual clip), ppo_kl.
     """
     if not 0.0 <= clip_low <= 1.0 or not clip_high >= 0.0:
@@ -77,7 +77,8 @@ SEQ_MASK = True  # [ARL] seq_mask/train_cispo_seq_mask.sh
 advantages = grpo.advantages
 
 
-def policy_loss(logp, batch, mask, cfg, **totals):
-    """Clipped stop-gradient IS weight (S15) on the rows of ``batch``; (loss (B, T), stats)."""
-    return cispo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
-                      cfg.clip_low, cfg.clip_high)
+def policy_loss(logp, batch, masks, cfg):
+    """Clipped stop-gradient IS weight (S15) on the rows of ``batch`` -> ({"pg": term}, stats)."""
+    loss, stats = cispo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), masks["policy"],
+                             cfg.clip_low, cfg.clip_high)
+    return {"pg": Term(loss, "policy", cfg.loss_agg)}, stats

@@ -1,5 +1,6 @@
-"""Shared maths for every variant: masked means, group statistics, row scores, loss aggregation,
-the k3 KL estimate and the entropy of a softmax.
+"""Shared maths for every variant: masked means, group statistics, row scores, loss aggregation
+(the mini-batch counts it divides by, and the named terms a loss is made of), the diagnostics a
+loss logs, the k3 KL estimate and the entropy of a softmax.
 
 Pure functions on tensors; nothing here knows about models or environments. Equation tags (S1),
 (S2), ... are the tags of the docs pages (docs/notation.md).
@@ -9,6 +10,9 @@ Shape legend: ``B`` rows (one row = one agent turn), ``T`` response tokens, ``V`
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -99,29 +103,61 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown loss aggregation mode {mode!r}; expected one of {AGG_MODES}")
 
 
-def agg_denominator(mask: torch.Tensor, mode: str, max_len: int | None = None) -> float:
-    """The divisor of the aggregation formula (docs/dimensions.md#loss-aggregation), computed once on the whole MINI-batch mask (B, T).
+@dataclass(frozen=True)
+class Counts:
+    """What the aggregation modes divide by, counted on one (B, T) mask of a whole MINI-batch.
 
-    token-mean              -> number of unmasked tokens
-    seq-mean-token-mean     -> number of rows with at least one unmasked token (|V|)
-    seq-mean-token-sum      -> all rows B, fully masked ones included (as in [ARL])
-    seq-mean-token-sum-norm -> max_len, a constant (project: ``max_response_length``)
-
-    A count of 0 becomes 1, so an all-masked mini-batch has loss 0 rather than NaN.
+    Counted once, before the micro-batches (``trainer.prepare_minibatch``). They are sums, so the
+    counts of several data-parallel shards add up to the counts of the mini-batch they share.
     """
-    _check_mode(mode)
-    if mode == "token-mean":
-        return max(float(mask.sum()), 1.0)
-    if mode == "seq-mean-token-mean":
-        return max(float((mask.sum(-1) > 0).sum()), 1.0)
-    if mode == "seq-mean-token-sum":
-        return float(mask.shape[0])
-    if max_len is None:  # seq-mean-token-sum-norm
-        raise ValueError(
-            "loss aggregation mode 'seq-mean-token-sum-norm' needs max_len "
-            "(the constant max_response_length), got None"
-        )
-    return float(max_len)
+
+    tokens: float  # unmasked tokens
+    rows_with_tokens: float  # rows with at least one unmasked token (|V|)
+    rows: float  # all rows B, fully masked ones included
+
+    @classmethod
+    def of(cls, mask: torch.Tensor) -> "Counts":
+        return cls(float(mask.sum()), float((mask.sum(-1) > 0).sum()), float(mask.shape[0]))
+
+    def denominator(self, mode: str, max_len: int | None = None) -> float:
+        """The divisor of the aggregation formula (docs/dimensions.md#loss-aggregation) in ``mode``:
+
+        token-mean              -> number of unmasked tokens
+        seq-mean-token-mean     -> number of rows with at least one unmasked token (|V|)
+        seq-mean-token-sum      -> all rows B, fully masked ones included (as in [ARL])
+        seq-mean-token-sum-norm -> max_len, a constant (project: ``max_response_length``)
+
+        A count of 0 becomes 1, so an all-masked mini-batch has loss 0 rather than NaN.
+        """
+        _check_mode(mode)
+        if mode == "token-mean":
+            return max(self.tokens, 1.0)
+        if mode == "seq-mean-token-mean":
+            return max(self.rows_with_tokens, 1.0)
+        if mode == "seq-mean-token-sum":
+            return self.rows
+        if max_len is None:  # seq-mean-token-sum-norm
+            raise ValueError(
+                "loss aggregation mode 'seq-mean-token-sum-norm' needs max_len "
+                "(the constant max_response_length), got None"
+            )
+        return float(max_len)
+
+
+def agg_denominator(mask: torch.Tensor, mode: str, max_len: int | None = None) -> float:
+    """The divisor of ``mode``'s formula for the whole MINI-batch mask (B, T) (``Counts.denominator``)."""
+    return Counts.of(mask).denominator(mode, max_len)
+
+
+@dataclass
+class Term:
+    """One named part of a mini-batch loss, aggregated on its own: the loss is
+    sum over terms of ``coef * aggregate(values, masks[mask], mode, <mini-batch denominator>)`` (S19)."""
+
+    values: torch.Tensor  # (B, T) per-token values, exactly 0 off their mask
+    mask: str  # the mask it is aggregated over: "policy" (response minus masked turns), "response", or a method's own
+    mode: str  # aggregation mode, one of AGG_MODES
+    coef: float = 1.0  # weight in the total loss (the entropy bonus: -c_H)
 
 
 def aggregate(
@@ -157,20 +193,49 @@ def aggregate(
 # ----------------------------------------------------------------------------- surrogate diagnostics
 
 
+class Stat(NamedTuple):
+    """A logged diagnostic, kept as a total and a count so that the parts of a batch pool exactly."""
+
+    total: float | torch.Tensor  # a sum (pool "mean" or "sum"), or an extreme (pool "min" or "max")
+    count: float = 1.0  # how many tokens (rows, …) ``total`` is over; 0 = none seen
+    pool: str = "mean"  # how parts combine: "mean" (sum of totals / sum of counts), "sum", "min", "max"
+    over: str = "step"  # "step": one value per optimiser step, the iteration averages them;
+    # "iteration": pooled over every step of the iteration
+
+    @property
+    def value(self) -> float:
+        total = float(self.total)
+        return total / self.count if self.pool == "mean" and self.count else total
+
+    def item(self) -> float:
+        return self.value
+
+
+def pool(parts: list[Stat]) -> Stat:
+    """The same diagnostic over several parts (micro-batches, or steps) as one ``Stat``."""
+    first, count = parts[0], sum(p.count for p in parts)
+    if first.pool in ("mean", "sum"):
+        return first._replace(total=sum(float(p.total) for p in parts), count=count)
+    seen = [p for p in parts if p.count] or [first]  # an extreme over nothing keeps the first default
+    return first._replace(total=(min if first.pool == "min" else max)(float(p.total) for p in seen), count=count)
+
+
 def clip_stats(clipped: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor, mask: torch.Tensor,
-               clipped_lower: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The diagnostics every surrogate logs (docs/metrics.md), as detached scalars over the valid tokens.
+               clipped_lower: torch.Tensor | None = None) -> dict[str, Stat]:
+    """The diagnostics every surrogate logs (docs/metrics.md), token means over the valid tokens.
 
     clipped (B, T): where this surrogate's clip acted (its own definition, docs/dimensions.md#which-tokens-get-exactly-zero-gradient); clipped_lower
     (B, T): where the dual clip acted (token clip only; else 0); ppo_kl: k1 estimate of
     KL(π_old ‖ π_θ), the token mean of logp_old - logp.
     """
     with torch.no_grad():
+        m = mask.to(logp.dtype)  # (B, T)
+        tokens = float(m.sum())
         lower = torch.zeros_like(logp) if clipped_lower is None else clipped_lower.to(logp.dtype)
         return {
-            "clipfrac": masked_mean(clipped.to(logp.dtype), mask),
-            "clipfrac_lower": masked_mean(lower, mask),  # over ALL valid tokens (docs/algorithms/grpo.md#key-equations)
-            "ppo_kl": masked_mean(logp_old - logp, mask),
+            "clipfrac": Stat((clipped.to(logp.dtype) * m).sum(), tokens),
+            "clipfrac_lower": Stat((lower * m).sum(), tokens),  # over ALL valid tokens (docs/algorithms/grpo.md#key-equations)
+            "ppo_kl": Stat(((logp_old - logp) * m).sum(), tokens),
         }
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from sampo_ref.algos.common import clip_stats, dense_index, group_stats, row_scores, segment_mean
+from sampo_ref.algos.common import Stat, Term, clip_stats, dense_index, group_stats, row_scores, segment_mean
 
 
 def grpo_advantages(
@@ -72,13 +72,13 @@ def token_clip_loss(
     clip_low: float = 0.2,
     clip_high: float = 0.2,
     dual_clip: float | None = 3.0,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[str, Stat]]:
     """Eq. (S10): per-token PPO clip loss with dual clip, to be minimised -> (loss (B, T), stats).
 
     logp, logp_old, mask (B, T); adv (B,) one value per row (a (B, T) advantage also works).
     Gradient: d loss / d logp = -kappa * A, with kappa = w or exactly 0 (table in docs/algorithms/grpo.md#key-equations).
     ``dual_clip=None`` disables the dual clip. The loss is exactly 0 where mask is 0.
-    stats (detached scalars): clipfrac, clipfrac_lower, ppo_kl, all over the valid tokens of mask.
+    stats (``Stat``s, detached): clipfrac, clipfrac_lower, ppo_kl, all over the valid tokens of mask.
     """
     if dual_clip is not None and not dual_clip > 1.0:
         raise ValueError(f"dual_clip must be > 1 or None, got {dual_clip!r}")
@@ -130,8 +130,9 @@ def advantages(batch, cfg) -> torch.Tensor:
     return grpo_advantages(scores, batch.group_index, norm_by_std=cfg.norm_adv_by_std)  # (B,)
 
 
-def policy_loss(logp, batch, mask, cfg, **totals):
-    """Token clip with dual clip (S10) on the rows of ``batch``; (loss (B, T), stats)."""
-    return token_clip_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
-                           cfg.clip_low, cfg.clip_high, cfg.dual_clip)
+def policy_loss(logp, batch, masks, cfg):
+    """Token clip with dual clip (S10) on the rows of ``batch`` -> ({"pg": term}, stats)."""
+    loss, stats = token_clip_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), masks["policy"],
+                                  cfg.clip_low, cfg.clip_high, cfg.dual_clip)
+    return {"pg": Term(loss, "policy", cfg.loss_agg)}, stats
 # --8<-- [end:entry_points]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from sampo_ref.algos import grpo
-from sampo_ref.algos.common import clip_stats, masked_mean
+from sampo_ref.algos.common import Stat, Term, clip_stats, masked_mean
 
 PG_AGG = "seq-mean-token-mean"  # docs/algorithms/gspo.md#key-equations: GSPO's policy term is always aggregated this way
 
@@ -51,7 +51,7 @@ def gspo_loss(
     mask: torch.Tensor,
     clip_low: float = 3e-3,
     clip_high: float = 4e-3,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[str, Stat]]:
     """Eq. (S12): GSPO-token per-token loss, to be minimised -> (loss (B, T), stats).
 
     logp, logp_old, mask (B, T); adv (B,), one value per row (a row-constant (B, T) also works).
@@ -60,7 +60,7 @@ def gspo_loss(
     exactly 0 for the whole turn when (A > 0, s > 1 + eps_h), (A < 0, s < 1 - eps_l) or
     log s > 10. Under ``PG_AGG`` a row's gradient is -A_j grad s_j, Eq. (S13).
     The loss is exactly 0 where mask is 0.
-    stats (detached scalars): clipfrac (share of valid tokens lying in clipped turns, so
+    stats (``Stat``s, detached): clipfrac (share of valid tokens lying in clipped turns, so
     length-weighted), clipfrac_lower (always 0), ppo_kl (token mean of logp_old - logp) and
     seq_ratio_mean / _min / _max over the rows with at least one response token.
     """
@@ -90,11 +90,12 @@ def gspo_loss(
         clipped = (pg_clipped > pg_unclipped).to(logp.dtype)  # (B, T)  constant along a row
         row_valid = mask.sum(-1) > 0  # (B,)
         row_ratio = torch.exp(torch.clamp(log_seq_ratio, max=10.0))[row_valid]  # (V,)  s_j as used
-        if row_ratio.numel() == 0:
-            row_ratio = logp.new_ones(1)  # no valid row: report the on-policy value
+        rows = float(row_ratio.numel())
+        low, high = (row_ratio.min(), row_ratio.max()) if rows else (1.0, 1.0)  # no valid row: the on-policy value
     # clip fraction: tokens in clipped turns / valid tokens (length-weighted); no dual clip
     stats = clip_stats(clipped, logp, logp_old, mask)
-    stats.update(seq_ratio_mean=row_ratio.mean(), seq_ratio_min=row_ratio.min(), seq_ratio_max=row_ratio.max())
+    stats.update(seq_ratio_mean=Stat(row_ratio.sum(), rows), seq_ratio_min=Stat(low, rows, "min"),
+                 seq_ratio_max=Stat(high, rows, "max"))
     return loss, stats
 
 
@@ -108,7 +109,8 @@ SEQ_MASK = False  # [ARL] offers no sequence mask on GSPO (docs/algorithms/seq_m
 advantages = grpo.advantages
 
 
-def policy_loss(logp, batch, mask, cfg, **totals):
-    """GSPO-token surrogate (S12) on the rows of ``batch``; (loss (B, T), stats)."""
-    return gspo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
-                     cfg.clip_low, cfg.clip_high)
+def policy_loss(logp, batch, masks, cfg):
+    """GSPO-token surrogate (S12) on the rows of ``batch`` -> ({"pg": term}, stats), always ``PG_AGG``."""
+    loss, stats = gspo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), masks["policy"],
+                            cfg.clip_low, cfg.clip_high)
+    return {"pg": Term(loss, "policy", PG_AGG)}, stats

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from sampo_ref.algos import grpo
-from sampo_ref.algos.common import clip_stats, masked_mean
+from sampo_ref.algos.common import Stat, Term, clip_stats, masked_mean
 
 DIAG_HIGH, DIAG_LOW = 1.2, 0.8  # docs/algorithms/soft_sapo.md#key-equations: thresholds of the diagnostic clip fraction only
 
@@ -42,7 +42,7 @@ def soft_sapo_loss(
     mask: torch.Tensor,
     tau_pos: float = 1.0,
     tau_neg: float = 1.05,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+) -> tuple[torch.Tensor, dict[str, Stat]]:
     """Eq. (S14): per-token soft-gate loss -f_tau(w) A, to be minimised -> (loss (B, T), stats).
 
     logp, logp_old, mask (B, T); adv (B,), one value per row, or (B, T).
@@ -52,7 +52,7 @@ def soft_sapo_loss(
     sigma = sigma(tau (w - 1)); kappa(1) = 1 and kappa > 0 except through the +-20 clamp.
     The value at w = 1 is -2A / tau, not -A: loss values are not comparable with GRPO's.
     The loss is exactly 0 where mask is 0.
-    stats (detached scalars): clipfrac (diagnostic share of valid tokens with (A > 0, w > 1.2)
+    stats (``Stat``s, detached): clipfrac (diagnostic share of valid tokens with (A > 0, w > 1.2)
     or (A < 0, w < 0.8)), clipfrac_lower (always 0, no dual clip), ppo_kl.
     """
     if not (tau_pos > 0.0 and tau_neg > 0.0):
@@ -91,7 +91,8 @@ SEQ_MASK = True  # [ARL] seq_mask/train_sapo_seq_mask.sh
 advantages = grpo.advantages
 
 
-def policy_loss(logp, batch, mask, cfg, **totals):
-    """Soft gate (S14) on the rows of ``batch``; (loss (B, T), stats)."""
-    return soft_sapo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), mask,
-                          cfg.tau_pos, cfg.tau_neg)
+def policy_loss(logp, batch, masks, cfg):
+    """Soft gate (S14) on the rows of ``batch`` -> ({"pg": term}, stats)."""
+    loss, stats = soft_sapo_loss(logp, batch.logp_old.to(logp.device), batch.adv.to(logp.device), masks["policy"],
+                                 cfg.tau_pos, cfg.tau_neg)
+    return {"pg": Term(loss, "policy", cfg.loss_agg)}, stats
