@@ -59,8 +59,10 @@ def measure(args) -> dict:
     from sampo_ref.envs.alfworld import AlfworldTask
     from sampo_ref.envs.alfworld_synth import write_games
     from sampo_ref.presets import preset_config
-    from sampo_ref.rollout import PromptInput, RolloutConfig, TurnBatch, collect
-    from sampo_ref.trainer import fill_old_logprobs, make_reference, precision, update
+    from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
+    from sampo_ref.task import PromptInput
+    from sampo_ref.setup import make_reference, precision
+    from sampo_ref.trainer import fill_old_logprobs, update
 
     device = torch.device(args.device)
     data = Path(args.alfworld_data or tempfile.mkdtemp(prefix="alfworld-synth-"))

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from sampo_ref import trainer
+from sampo_ref import setup, trainer
 from sampo_ref.presets import preset_config
 from sampo_ref.tiny import TinyConfig
 
@@ -66,12 +66,12 @@ def run(row: str, seed: int, level: int, iterations: int, root: Path, extra: dic
                         eval_every=0, save_every=0, tensorboard=False, run_dir=str(root / f"{row}-s{seed}"),
                         **{**flags, **extra})
     start = time.perf_counter()
-    original = trainer.TinyConfig
-    trainer.TinyConfig = functools.partial(TinyConfig, **tiny)
+    original = setup.TinyConfig  # the tiny policy is built in set-up (sampo_ref/setup.py)
+    setup.TinyConfig = functools.partial(TinyConfig, **tiny)
     try:
         result = trainer.train(cfg)
     finally:
-        trainer.TinyConfig = original
+        setup.TinyConfig = original
     b, a = result.eval_before, result.eval_after
     return dict(row=row, seed=seed, before=b["eval/success"], valid_before=b["eval/valid_action"],
                 after=a["eval/success"], valid_after=a["eval/valid_action"], minutes=(time.perf_counter() - start) / 60)

@@ -27,7 +27,7 @@ from sampo_ref.config import TrainConfig
 from sampo_ref.envs.toy import ToyTask
 from sampo_ref.policy import Policy, pick_device
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
-from toy_envs import BatchEnv
+from sampo_ref.task import BatchEnv
 from toy_envs.batch import ProcessBatchEnv
 
 
@@ -194,7 +194,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def _toy_policy(model: str, task: ToyTask, device: str) -> Policy:
-    from sampo_ref.trainer import make_policy
+    from sampo_ref.setup import make_policy
 
     return make_policy(TrainConfig(model=model, family=task.family, level=task.level,
                                    train_games=len(task.train_pool)), task, pick_device(device))

@@ -186,7 +186,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Stop before any work, naming the field, the value and what is allowed."""
         from sampo_ref.algos import ALGORITHMS
-        from toy_envs import LEVELS
+        from sampo_ref.envs.toy import LEVELS
 
         toy = self.env == "toy"
         hints = typing.get_type_hints(type(self))
@@ -279,7 +279,7 @@ class TrainConfig:
         if self.env == "alfworld":
             from sampo_ref.envs.alfworld import MAX_TURNS as default_turns
         else:
-            from toy_envs import LEVELS
+            from sampo_ref.envs.toy import LEVELS
 
             level = LEVELS.get(self.family, {}).get(self.level)
             default_turns = level.max_turns if level else 0  # an unknown family or level fails its own check first

@@ -76,7 +76,7 @@ def _policy_dir(run_dir: Path) -> Path:
 def summarise(trajs: list, categories: list[str]) -> dict[str, dict]:
     """Success, return, turns and valid-action ratio over all trajectories and, if there are
     several categories (ALFWorld's task types), per category."""
-    from sampo_ref.trainer import episode_metrics
+    from sampo_ref.setup import episode_metrics
 
     def stats(ts: list) -> dict:
         m = episode_metrics(ts)
@@ -91,7 +91,7 @@ def summarise(trajs: list, categories: list[str]) -> dict[str, dict]:
 def run_eval(ec: EvalConfig) -> dict:
     """Evaluate ``ec.target`` on every requested family × level; returns the JSON-able results."""
     from sampo_ref.policy import load_policy, pick_device
-    from sampo_ref.trainer import evaluate, make_policy, make_task
+    from sampo_ref.setup import evaluate, make_policy, make_task
 
     target = Path(ec.target)
     run = run_config(ec.target)

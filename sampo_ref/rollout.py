@@ -18,14 +18,14 @@ padded tensors. Shapes: B rows, P prompt tokens (left-padded), T response tokens
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from sampo_ref.parsing import parse_action
 from sampo_ref.policy import Policy, left_pad, right_pad
-from toy_envs.batch import BatchEnv
+from sampo_ref.task import BatchEnv, PromptFn, PromptInput
 
 
 @dataclass
@@ -59,20 +59,6 @@ class Trajectory:
     def episode_return(self) -> float:
         """R_τ = Σ_k r^env_k over active turns, no penalty (docs/rollout.md#from-trajectories-to-rows)."""
         return sum(t.env_reward for t in self.turns)
-
-
-@dataclass
-class PromptInput:
-    """What a prompt builder may read for one turn."""
-
-    intro: str  # the reset observation (it states the task)
-    obs: str  # the observation this turn acts in
-    info: dict  # its info: admissible_commands, anchor, …
-    history: list[tuple[str, dict, str]]  # earlier (observation, info, action), oldest first
-    turn: int  # k
-
-
-PromptFn = Callable[[PromptInput, random.Random], str]
 
 
 @dataclass

@@ -19,8 +19,6 @@ Everything the algorithm decides sits behind two calls, ``algo.advantages`` and
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import os
 import random
@@ -41,73 +39,11 @@ from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.diagnostics import CollapseWatch, batch_diagnostics, kl_split, over_steps
-from sampo_ref.envs.toy import ToyTask, random_play, teacher_play
 from sampo_ref.plots import plot_runs
-from sampo_ref.policy import Policy, load_policy, pick_device, sequence_logprobs
+from sampo_ref.policy import Policy, pick_device, sequence_logprobs
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
 from sampo_ref.runlog import RunLog
-from sampo_ref.tiny import TinyConfig, build_tiny
-from toy_envs import cache_dir as game_cache
-
-
-def make_task(cfg: TrainConfig):
-    """The task of ``cfg.env``: game pools (``train_pool``, ``eval_pool``, ``train_panel``),
-    ``envs(games, copies)``, ``prompt``, ``max_turns``, ``think``, ``data_id``."""
-    if cfg.env == "alfworld":
-        from sampo_ref.envs.alfworld import AlfworldTask
-
-        return AlfworldTask(cfg.alfworld_dir(), cfg.train_games, cfg.eval_games, cfg.eval_split, cfg.max_turns,
-                            cfg.win_reward, cfg.history, think="required" if cfg.model != "tiny" else "none")
-    return ToyTask(cfg.family, cfg.level, cfg.train_games, cfg.eval_games, cfg.max_turns, cfg.win_reward,
-                   cfg.history, instruction=cfg.model != "tiny", progress=cfg.progress)
-
-
-def task_label(cfg: TrainConfig) -> str:
-    """The task in a run name: ``alfworld`` or ``<family>-L<level>``."""
-    return "alfworld" if cfg.env == "alfworld" else f"{cfg.family}-L{cfg.level}"
-
-
-def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None = None) -> Policy:
-    """The policy with ``cfg``'s memory knobs: ``path`` (a checkpoint's policy) if given; else for
-    ``tiny`` build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
-    if path is None and cfg.model == "tiny":
-        # the teacher is an explorer of toy rooms; on ALFWorld the tiny policy learns the format only
-        tiny = TinyConfig() if cfg.env == "toy" else TinyConfig(warm_start="random")
-        games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
-        data_id = {**task.data_id, "games": len(games)}
-
-        def examples():
-            if tiny.warm_start == "random":
-                return random_play(task, games, tiny.warm_start_examples, tiny.seed), {"source": "random"}
-            if tiny.warm_start == "teacher":
-                n_random = round(tiny.random_share * tiny.warm_start_examples)
-                pairs, success = teacher_play(task, games, tiny.warm_start_examples - n_random, tiny.seed,
-                                              tiny.teacher_noise)
-                pairs += random_play(task, games, n_random, tiny.seed) if n_random else []
-                return pairs, {"source": "teacher", "teacher_success": success, "random_examples": n_random}
-            raise ValueError(f"TinyConfig.warm_start={tiny.warm_start!r} is not allowed: expected 'random' or 'teacher'")
-
-        path = build_tiny(tiny, examples, data_id, game_cache().parent / "policies")  # $SAMPO_REF_CACHE/policies
-    policy = load_policy(str(path or cfg.model), device)
-    if cfg.gradient_checkpointing:
-        policy.model.gradient_checkpointing_enable()
-    return policy
-
-
-def make_reference(cfg: TrainConfig, policy: Policy):
-    """The frozen reference π_ref (a copy of the initial policy) on ``ref_device``, in bf16 with ``dtype=bfloat16``."""
-    if cfg.kl_coef == 0:
-        return None
-    ref = copy.deepcopy(policy.model).eval().requires_grad_(False)
-    return ref.to(device=policy.device if cfg.ref_device == "same" else torch.device(cfg.ref_device),
-                  dtype=torch.bfloat16 if cfg.dtype == "bfloat16" else None)
-
-
-def precision(cfg: TrainConfig, device: torch.device):
-    """bf16 autocast for ``dtype=bfloat16`` (float32 weights and optimiser state stay), else nothing."""
-    if cfg.dtype == "bfloat16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+from sampo_ref.setup import evaluate, make_policy, make_reference, make_task, precision, rollout_metrics, task_label
 
 
 def _forward(model, device: torch.device, micro: TurnBatch, cfg: TrainConfig, with_entropy: bool):
@@ -262,37 +198,6 @@ def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, 
             "actor/grad_norm_max": max(grad_norms, default=float("nan")),
             "actor/optimizer_steps": len(steps), "actor/skipped_steps": skipped,
             "actor/off_policy_steps": len(steps) - 1}
-
-
-def episode_metrics(trajs: list[Trajectory]) -> dict[str, float]:
-    """Success, return and turns per episode; valid-format and valid-action ratios per turn."""
-    turns = [t for tau in trajs for t in tau.turns]
-    return {
-        "success": float(np.mean([tau.won for tau in trajs])),
-        "return": float(np.mean([tau.episode_return for tau in trajs])),
-        "turns": float(np.mean([len(tau.turns) for tau in trajs])),
-        "valid_format": float(np.mean([t.format_valid for t in turns])),
-        "valid_action": float(np.mean([t.valid for t in turns])),
-    }
-
-
-def rollout_metrics(trajs: list[Trajectory], batch: TurnBatch, prefix: str) -> dict:
-    """``episode_metrics`` and the response length of a list of trajectories, keys ``prefix/…``."""
-    metrics = {**episode_metrics(trajs), "response_len": float(batch.response_mask.sum(1).mean()),
-               "response_at_limit": float(np.mean([t.hit_limit for tau in trajs for t in tau.turns]))}
-    return {f"{prefix}/{k}": v for k, v in metrics.items()}
-
-
-def evaluate(policy: Policy, task, games: list[Path], cfg: TrainConfig, seed: int) -> tuple[dict, list[Trajectory]]:
-    """One episode per game with the evaluation sampling settings (group size 1, no training)."""
-    rc = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature or 1.0,
-                       top_p=cfg.eval_top_p, top_k=cfg.eval_top_k, do_sample=cfg.eval_temperature > 0,
-                       think=task.think, record_logp=False)
-    with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
-        torch.manual_seed(seed)  # every evaluation samples alike; training's random stream is left untouched
-        with precision(cfg, policy.device):
-            trajs = collect(policy, task.envs(games, 1), [str(g) for g in games], 1, task.prompt, rc, random.Random(seed))
-    return rollout_metrics(trajs, TurnBatch.from_trajectories(trajs, policy.pad_id), "eval"), trajs
 
 
 def format_trajectory(tau: Trajectory) -> str:

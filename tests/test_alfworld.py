@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from sampo_ref.config import ConfigError
-from sampo_ref.rollout import PromptInput, RolloutConfig, TurnBatch, collect
+from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
+from sampo_ref.task import PromptInput
 from test_rollout import ScriptedPolicy
 
 EXPERT_TYPES = ["pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_place_in_recep",
@@ -169,13 +170,13 @@ def test_cli_train_without_data_says_how_to_get_it(tmp_path, capsys):
 
 
 def test_tiny_policy_trains_end_to_end_on_synthetic_games(tmp_path, data, monkeypatch):
-    import sampo_ref.trainer as trainer
+    import sampo_ref.setup as setup
     from sampo_ref.cli import main
 
     monkeypatch.setenv("SAMPO_REF_CACHE", str(tmp_path / "cache"))
     # a smaller warm start than the default tiny policy's (test speed only; the path is the same)
-    monkeypatch.setattr(trainer, "TinyConfig", functools.partial(
-        trainer.TinyConfig, hidden_size=32, heads=2, intermediate_size=64, vocab_size=400,
+    monkeypatch.setattr(setup, "TinyConfig", functools.partial(
+        setup.TinyConfig, hidden_size=32, heads=2, intermediate_size=64, vocab_size=400,
         warm_start_games=1, warm_start_examples=4, warm_start_epochs=1, warm_start_batch=4))
     run = tmp_path / "run"
     main(["train", "--preset", "alfworld-sampo", "--model", "tiny", "--alfworld-data", str(data),

@@ -15,7 +15,8 @@ from sampo_ref.bench_limits import (
     LimitsBench, bench_limits, decode_bound, kv_bytes_per_token, matmul_params, model_config, train_flops_per_row,
 )
 from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
-from toy_envs import BatchEnv
+from sampo_ref.task import BatchEnv
+from toy_envs import TextGameEnv
 from toy_envs.batch import ProcessBatchEnv
 
 
@@ -77,7 +78,7 @@ def test_peak_memory_sees_a_64_mib_tensor():
 
 def test_worker_processes_play_exactly_like_in_process_envs(coin_games, small_policy):
     files = [f for f in coin_games for _ in range(2)]  # 2 games × G = 2
-    local = BatchEnv.from_files(files, max_turns=4)
+    local = BatchEnv([TextGameEnv(f, max_turns=4) for f in files])
     remote = ProcessBatchEnv.from_files(files, workers=2, max_turns=4)
     try:
         assert remote.reset() == local.reset()

@@ -7,9 +7,10 @@ import random
 import torch
 
 from sampo_ref.policy import Generation
-from sampo_ref.rollout import PromptInput, RolloutConfig, TurnBatch, collect
+from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
+from sampo_ref.task import BatchEnv, PromptInput
 from scripted import ScriptedEnv
-from toy_envs import BatchEnv, TextGameEnv
+from toy_envs import TextGameEnv
 
 
 class ScriptedPolicy:

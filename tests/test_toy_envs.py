@@ -11,7 +11,8 @@ import json
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from toy_envs import INVALID_FEEDBACK, LEVELS, BatchEnv, TextGameEnv, ensure_games, game_info, game_path
+from sampo_ref.task import BatchEnv
+from toy_envs import INVALID_FEEDBACK, LEVELS, TextGameEnv, ensure_games, game_info, game_path
 from toy_envs import games as games_module
 
 INVALID_ACTIONS = ["", "   ", "\\", "\\\\", "x" * 10_000, "é漢字", "go nowhere", "take coin please"]
@@ -153,7 +154,7 @@ def test_passes_gymnasium_env_checker(env):
 
 
 def test_batch_env_steps_copies_independently_and_skips_none(coin_games):
-    batch = BatchEnv.from_files([coin_games[0], coin_games[0], coin_games[1]], max_turns=10)
+    batch = BatchEnv([TextGameEnv(f, max_turns=10) for f in (coin_games[0], coin_games[0], coin_games[1])])
     first = batch.reset()
     assert len(first) == len(batch) == 3 and first[0] == first[1]
     walkthrough = first[0][1]["walkthrough"]
@@ -204,7 +205,7 @@ def test_teacher_data_comes_from_won_episodes(coin_games):
 def test_the_env_cache_is_bounded_and_a_remade_env_plays_alike(coin_games):
     """At most ``limit`` envs are kept (least recently used games go first, never one of the batch
     asked for); an env made again after its eviction plays exactly as the one that was dropped."""
-    from toy_envs.batch import EnvCache
+    from sampo_ref.task import EnvCache
 
     def play(env) -> list:
         obs, info = env.reset()

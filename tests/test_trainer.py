@@ -14,7 +14,7 @@ from sampo_ref.config import TrainConfig
 from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
 from sampo_ref.trainer import fill_old_logprobs, minibatch_loss
 from scripted import ScriptedEnv
-from toy_envs import BatchEnv
+from sampo_ref.task import BatchEnv
 
 
 def prompt(p, rng):

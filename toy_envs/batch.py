@@ -1,17 +1,13 @@
-"""A batch of text envs that the rollout loop drives in lock-step.
+"""Text envs stepped in parallel worker processes, with the interface of the rollout loop's batch.
 
-Several entries may play the same game: a GRPO group plays G copies of one game, each in its own
-engine. Any env with gymnasium's ``reset() -> (obs, info)`` and ``step(action) -> (obs, reward,
-terminated, truncated, info)`` can be batched, so the ALFWorld adapter and test doubles use the
-same interface. Two implementations of it:
-
-* ``BatchEnv`` steps its envs one after the other in this process (a TextWorld step takes a few
-  milliseconds, most of it computing the admissible commands);
-* ``ProcessBatchEnv`` spreads the envs over worker processes that step their shares in parallel.
-  The games are deterministic, so both return the same results in the same order (a rollout is
-  bit-identical); only the wall time differs (``sampo-ref bench rollout`` measures it).
-  gymnasium's ``AsyncVectorEnv`` is not used: it runs one process per env and cannot skip the
-  finished ones.
+The rollout loop drives a batch of envs in lock-step (``sampo_ref.task.BatchEnv``: one action per
+env, None for a finished one; it steps them one after the other in this process, and a TextWorld
+step takes a few milliseconds, most of it computing the admissible commands). ``ProcessBatchEnv``
+has the same interface but spreads the envs over worker processes that step their shares in
+parallel. The games are deterministic, so both return the same results in the same order (a
+rollout is bit-identical); only the wall time differs (``sampo-ref bench rollout`` measures it).
+gymnasium's ``AsyncVectorEnv`` is not used: it runs one process per env and cannot skip the
+finished ones.
 """
 
 from __future__ import annotations
@@ -26,74 +22,10 @@ from typing import Any, Sequence
 from toy_envs.env import TextGameEnv
 
 StepResult = tuple[str, float, bool, bool, dict[str, Any]]
-MAX_CACHED_ENVS = 512  # envs an EnvCache keeps: a TextWorld engine holds ≈1.7 MiB (toy), 2-10 MiB (ALFWorld)
-
-
-class BatchEnv:
-    """A list of envs; ``step`` takes one action per env, None for an env that is finished."""
-
-    def __init__(self, envs: Sequence[Any]):
-        """Batch existing env objects (they are reused, not copied)."""
-        self.envs = list(envs)
-
-    @classmethod
-    def from_files(cls, game_files: Sequence[str | os.PathLike], max_turns: int | None = None,
-                   win_reward: float = 1.0) -> "BatchEnv":
-        """One new `TextGameEnv` per entry of `game_files` (≈10 ms each once TextWorld is warm)."""
-        return cls([TextGameEnv(f, max_turns=max_turns, win_reward=win_reward) for f in game_files])
-
-    def __len__(self) -> int:
-        return len(self.envs)
-
-    def reset(self) -> list[tuple[str, dict[str, Any]]]:
-        """Reset every env (the engines are reused); return one (obs, info) per env."""
-        return [env.reset() for env in self.envs]
-
-    def step(self, actions: Sequence[str | None]) -> list[StepResult | None]:
-        """Step env i with actions[i]; None skips env i and yields None in its place."""
-        if len(actions) != len(self.envs):
-            raise ValueError(f"got {len(actions)} actions for {len(self.envs)} envs")
-        return [None if action is None else env.step(action) for env, action in zip(self.envs, actions)]
-
-    def close(self) -> None:
-        """Stop every engine."""
-        for env in self.envs:
-            env.close()
-
-
-class EnvCache:
-    """Envs kept for reuse across rollouts (starting a game costs ≈10-60 ms), at most ``limit`` of them.
-
-    ``batch(games, copies)`` returns ``copies`` envs per game, game-major (env i plays
-    games[i // copies]). Beyond ``limit`` envs the least recently used games' envs are closed and
-    dropped; the games are deterministic, so an env made again plays exactly as the one dropped.
-    """
-
-    def __init__(self, new_env: Callable[[Any], Any], limit: int = MAX_CACHED_ENVS):
-        self.new_env, self.limit = new_env, limit
-        self._envs: dict[Any, list[Any]] = {}  # game → its envs, least recently used first
-
-    def __len__(self) -> int:
-        return sum(map(len, self._envs.values()))
-
-    def batch(self, games: Sequence[Any], copies: int) -> BatchEnv:
-        if len(set(games)) != len(games):
-            raise ValueError("a game appears twice in one batch; sample games without replacement")
-        out = []
-        for game in games:
-            pool = self._envs.pop(game, [])
-            while len(pool) < copies:
-                pool.append(self.new_env(game))
-            self._envs[game] = pool  # most recently used last
-            out.extend(pool[:copies])
-        while len(self) > self.limit and next(iter(self._envs)) not in games:  # never an env of this batch
-            for env in self._envs.pop(next(iter(self._envs))):
-                env.close()
-        return BatchEnv(out)
 
 
 class ProcessBatchEnv:
-    """The ``BatchEnv`` interface over ``workers`` processes; env i lives in worker i % workers.
+    """The batch interface over ``workers`` processes; env i lives in worker i % workers.
 
     The envs are built inside the workers from ``env_fns`` (picklable factories, e.g.
     ``functools.partial(TextGameEnv, path, max_turns=10)``): a TextWorld engine cannot be pickled.

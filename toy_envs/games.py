@@ -32,6 +32,8 @@ from typing import Any, Iterable
 import numpy as np
 from tqdm import tqdm
 
+from sampo_ref import cache  # the one place that says where caches live (a leaf module)
+
 # family → TextWorld challenge name.
 FAMILIES: dict[str, str] = {
     "coin": "tw-coin_collector",  # walk along a chain of rooms to the coin, take it
@@ -86,9 +88,8 @@ def check_family_level(family: str, level: int) -> Level:
 
 
 def cache_dir() -> Path:
-    """The game cache: `$SAMPO_REF_CACHE/games`, else `~/.cache/sampo_ref/games`."""
-    root = os.environ.get("SAMPO_REF_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "sampo_ref") / "games"
+    """The game cache: `$SAMPO_REF_CACHE/games`, else `~/.cache/sampo_ref/games` (`sampo_ref.cache`)."""
+    return cache.games()
 
 
 def game_path(family: str, level: int, seed: int) -> Path:

@@ -5,7 +5,7 @@
 # tutorial plays a few toy TextWorld games with the tiny default policy and follows the data
 # through the project's own functions:
 #
-# 1. the task and the policy (`ToyTask`, `trainer.make_policy`: the cached games and tiny policy);
+# 1. the task and the policy (`ToyTask`, `setup.make_policy`: the cached games and tiny policy);
 # 2. the prompt the policy reads, through its chat template;
 # 3. `rollout.collect`: $N$ tasks × $G$ copies in lock-step, one batched `generate` per turn;
 # 4. `TurnBatch`: one row per turn, left-padded prompts, right-padded responses, and the masks;
@@ -28,7 +28,8 @@ import torch
 from sampo_ref.algos.common import masked_mean
 from sampo_ref.config import TrainConfig
 from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
-from sampo_ref.trainer import fill_old_logprobs, make_policy, make_task
+from sampo_ref.setup import make_policy, make_task
+from sampo_ref.trainer import fill_old_logprobs
 
 OUT = Path(os.environ.get("SAMPO_REF_TUTORIAL_OUT", "runs/tutorials")) / "03_rollout"
 OUT.mkdir(parents=True, exist_ok=True)

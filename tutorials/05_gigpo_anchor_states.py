@@ -27,7 +27,7 @@ from sampo_ref.algos.common import row_scores
 from sampo_ref.algos.gigpo import discounted_step_returns, episode_advantages, step_advantages, step_group_sizes, step_groups
 from sampo_ref.config import TrainConfig
 from sampo_ref.rollout import RolloutConfig, TurnBatch, collect
-from sampo_ref.trainer import make_policy, make_task
+from sampo_ref.setup import make_policy, make_task
 
 OUT = Path(os.environ.get("SAMPO_REF_TUTORIAL_OUT", "runs/tutorials")) / "05_gigpo"
 OUT.mkdir(parents=True, exist_ok=True)

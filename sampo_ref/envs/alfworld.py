@@ -28,8 +28,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from sampo_ref.rollout import PromptInput
-from toy_envs.batch import BatchEnv, EnvCache
+from sampo_ref.task import BatchEnv, EnvCache, PromptInput
 
 # split name → AlfredTWEnv's train_eval argument (docs/alfworld.md#2-the-testbed)
 SPLITS = {"train": "train", "valid_seen": "eval_in_distribution", "valid_unseen": "eval_out_of_distribution"}
@@ -207,7 +206,7 @@ class AlfworldTask:
 
     def envs(self, games: list[Path], copies: int) -> BatchEnv:
         """``copies`` envs per game, game-major (env i plays games[i // copies]); reused while the
-        cache holds them (``toy_envs.batch.EnvCache``: the least recently used dropped beyond 512)."""
+        cache holds them (``sampo_ref.task.EnvCache``: the least recently used dropped beyond 512)."""
         return self.env_cache.batch(games, copies)
 
     def prompt(self, p: PromptInput, rng: random.Random) -> str:

@@ -21,10 +21,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from sampo_ref.rollout import PromptInput
-from toy_envs import LEVELS, BatchEnv, TextGameEnv, ensure_games
+from sampo_ref.task import BatchEnv, EnvCache, PromptInput, play
+from toy_envs import LEVELS, TextGameEnv, ensure_games
 from toy_envs.baselines import explorer_action
-from toy_envs.batch import EnvCache
 
 HELD_OUT_SEED = 1_000_000  # held-out games use seeds HELD_OUT_SEED + i, never seen in training
 
@@ -75,7 +74,7 @@ class ToyTask:
 
     def envs(self, games: list[Path], copies: int) -> BatchEnv:
         """``copies`` envs per game, game-major (env i plays games[i // copies]); reused while the
-        cache holds them (``toy_envs.batch.EnvCache``: at most 512 envs, ≈0.9 GiB)."""
+        cache holds them (``sampo_ref.task.EnvCache``: at most 512 envs, ≈0.9 GiB)."""
         return self.env_cache.batch(games, copies)
 
     def category(self, game: str | Path) -> str:
@@ -84,16 +83,6 @@ class ToyTask:
 
     def prompt(self, p: PromptInput, rng: random.Random) -> str:
         return toy_prompt(p, rng, self.family, self.history, self.instruction)
-
-
-def random_play(task, games: list[Path], examples: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(prompt, action) pairs from uniformly random admissible play on ``games`` of ``task`` (a
-    ``ToyTask`` or an ``AlfworldTask``: anything with ``envs`` and ``prompt``).
-
-    The ``random`` warm-start imitates these: the format, not the solution.
-    """
-    pairs, _ = play(task, games, examples, lambda info, past, rng: rng.choice(info["admissible_commands"]), seed)
-    return pairs
 
 
 def teacher_play(task, games: list[Path], examples: int, seed: int = 0, noise: float = 0.5):
@@ -105,29 +94,3 @@ def teacher_play(task, games: list[Path], examples: int, seed: int = 0, noise: f
 
     pairs, success = play(task, games, examples, act, seed, won_only=True)
     return pairs, success
-
-
-def play(task, games: list[Path], examples: int, act, seed: int = 0, won_only: bool = False):
-    """Play episodes of ``act(info, past, rng)`` on random ``games`` until ``examples`` (prompt,
-    action) pairs are collected (with ``won_only``, only from won episodes). Returns the pairs and
-    the success rate of all episodes played."""
-    rng = random.Random(seed)
-    pairs: list[tuple[str, str]] = []
-    episodes = wins = 0
-    while len(pairs) < examples:
-        env = task.envs([rng.choice(games)], 1).envs[0]
-        obs, info = env.reset()
-        intro, past, done, k, episode = obs, [], False, 0, []
-        while not done:
-            action = act(info, past, rng)
-            episode.append((task.prompt(PromptInput(intro, obs, info, past, k), rng), action))
-            past.append((obs, info, action))
-            obs, _, terminated, truncated, info = env.step(action)
-            done, k = terminated or truncated, k + 1
-        episodes, wins = episodes + 1, wins + bool(info["won"])
-        if won_only and not wins and episodes >= 1000:
-            raise RuntimeError(f"the warm-start teacher won none of {episodes} episodes on {len(games)} games; "
-                               "expected a task it can solve sometimes (or use the random warm-start)")
-        if info["won"] or not won_only:
-            pairs.extend(episode)
-    return pairs[:examples], wins / episodes
