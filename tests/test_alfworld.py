@@ -63,6 +63,7 @@ def test_the_same_arguments_write_the_same_game(tmp_path, data):
     assert a == b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task_type", EXPERT_TYPES)
 def test_expert_actions_win_with_reward_10(task, task_type):
     game = next(g for g in task.train_pool if task.category(g) == task_type)
@@ -79,6 +80,7 @@ def test_expert_actions_win_with_reward_10(task, task_type):
     assert json.loads((game.parent / "traj_data.json").read_text())["task_type"] == task_type
 
 
+@pytest.mark.slow
 def test_invalid_actions_change_nothing_and_are_penalised(task):
     game = task.train_pool[0]
     envs = task.envs([game], 2)
@@ -169,6 +171,7 @@ def test_cli_train_without_data_says_how_to_get_it(tmp_path, capsys):
     assert "alfworld-download" in message and "json_2.1.1/train" in message and len(message.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_tiny_policy_trains_end_to_end_on_synthetic_games(tmp_path, data, monkeypatch):
     import sampo_ref.setup as setup
     from sampo_ref.cli import main
@@ -192,6 +195,7 @@ def test_tiny_policy_trains_end_to_end_on_synthetic_games(tmp_path, data, monkey
     assert "You are an expert agent operating in the ALFRED Embodied Environment." in samples
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_code_path_on_cpu_with_a_tiny_architecture(tmp_path, data):
     import importlib.util
 

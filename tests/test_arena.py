@@ -88,6 +88,7 @@ def fake_arena(out: Path, presets, seeds, kl=True):
             (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
 
 
+@pytest.mark.slow
 def test_report_writes_table_json_and_figures(tmp_path):
     fake_arena(tmp_path / "runs", ["grpo", "cispo"], [0, 1])
     (tmp_path / "runs" / "cispo-s2").mkdir()  # an unfinished run is left out
@@ -104,6 +105,7 @@ def test_report_without_finished_runs_says_so(tmp_path):
         arena.report(tmp_path, ["grpo"], [0], {}, tmp_path / "report", {})
 
 
+@pytest.mark.slow
 def test_report_only_trains_nothing(tmp_path, monkeypatch):
     fake_arena(tmp_path / "runs", ["grpo"], [0])
     monkeypatch.setattr(arena, "run_all", lambda *a, **k: pytest.fail("--report-only started training"))

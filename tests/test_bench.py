@@ -76,6 +76,7 @@ def test_peak_memory_sees_a_64_mib_tensor():
     assert 63 * 2**20 <= peak.bytes < 256 * 2**20  # the tensor, to within the pages the allocator reused
 
 
+@pytest.mark.slow
 def test_worker_processes_play_exactly_like_in_process_envs(coin_games, small_policy):
     files = [f for f in coin_games for _ in range(2)]  # 2 games × G = 2
     local = BatchEnv([TextGameEnv(f, max_turns=4) for f in files])
@@ -108,6 +109,7 @@ def toy_setup(coin_games, small_policy, tmp_path, monkeypatch):
     return str(tmp_path / "policy")
 
 
+@pytest.mark.slow
 def test_rollout_bench_runs_and_its_worker_rollout_is_identical(toy_setup):
     out = bench_rollout(RolloutBench(envs=2, workers=2, max_new_tokens=4, repeats=1, device="cpu", model=toy_setup))
     assert out["identical"]
@@ -118,6 +120,7 @@ def test_rollout_bench_runs_and_its_worker_rollout_is_identical(toy_setup):
         assert r["tokens"] <= r["turns"] * 4  # at most max_new_tokens per turn
 
 
+@pytest.mark.slow
 def test_update_bench_runs(toy_setup):
     out = bench_update(UpdateBench(rows=8, games=2, micro=[2, 8], repeats=1, device="cpu", model=toy_setup))
     assert set(out["micro"]) == {2, 8}

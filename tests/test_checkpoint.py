@@ -19,6 +19,8 @@ from sampo_ref.checkpoint import read_metrics
 from sampo_ref.config import TrainConfig
 from sampo_ref.trainer import train
 
+pytestmark = pytest.mark.slow  # every test here trains (minutes on CPU)
+
 SMALL = dict(train_games=16, eval_games=4, tasks_per_iter=2, group_size=4, mini_batch_size=32, micro_batch_size=16,
              eval_every=0, progress=False, seed=1)
 

@@ -129,6 +129,7 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_site_builds_strict_and_serves_its_own_mathjax(site):
     assert (site / MATHJAX).stat().st_size > 1_000_000  # the whole of MathJax, fonts included
     pages = sorted(site.rglob("*.html"))
@@ -170,6 +171,7 @@ def site_formulas(site: Path) -> list[tuple[str, str, bool]]:
     return found
 
 
+@pytest.mark.slow
 def test_every_formula_renders_without_raw_tex(site, tmp_path):
     """MathJax's own TeX parser on every formula: no error, no undefined macro, no backslash left as text.
 
@@ -202,6 +204,7 @@ def test_every_formula_renders_without_raw_tex(site, tmp_path):
 # ------------------------------------------------------------------ the site opened from disk
 
 
+@pytest.mark.slow
 def test_site_works_from_disk(site):
     """``file://``: every link of every page is a file that exists (no directory URL); search is inlined."""
     broken = []
@@ -217,6 +220,7 @@ def test_site_works_from_disk(site):
     assert (site / "search" / "search_index.js").read_text().startswith("var __index = "), "search index not inlined"
 
 
+@pytest.mark.slow
 def test_every_figure_opens_full_size(site):
     """Each content image is wrapped in a lightbox link to the image file itself."""
     for page in sorted(site.rglob("*.html")):

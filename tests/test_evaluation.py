@@ -28,6 +28,7 @@ def test_summarise_by_hand():
     assert list(summarise(trajs, ["coin-L1"] * 3)) == ["all"]  # one category: no repeat of "all"
 
 
+@pytest.mark.slow
 def test_eval_of_a_run_reproduces_its_final_held_out_success(tmp_path, user_cache, capsys):
     cfg = TrainConfig(iterations=1, train_games=4, eval_games=8, tasks_per_iter=2, group_size=2, mini_batch_size=64,
                       micro_batch_size=64, eval_every=0, save_every=0, seed=3, progress=False, tensorboard=False,

@@ -19,6 +19,7 @@ def fake_run(path, seed, lr, values):
     return path
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png_and_groups_seeds(tmp_path):
     runs = [fake_run(tmp_path / "a0", 0, 5e-4, [0.1, 0.5]), fake_run(tmp_path / "a1", 1, 5e-4, [0.3, 0.7]),
             fake_run(tmp_path / "b0", 0, 1e-3, [0.2, 0.2])]

@@ -25,6 +25,7 @@ def test_build_is_deterministic_cached_and_leaves_the_random_stream_alone(tmp_pa
     assert not list((tmp_path / "a").glob(".tmp-*")), "no half-built policy left behind"
 
 
+@pytest.mark.slow
 def test_warm_start_teaches_the_format(tmp_path):
     """After the warm-start the policy answers <action>…</action> with an admissible action."""
     cfg = TinyConfig(**{**CFG.__dict__, "hidden_size": 32, "warm_start_epochs": 30, "warm_start_lr": 1e-2})

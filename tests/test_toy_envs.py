@@ -33,6 +33,7 @@ def test_games_are_cached_at_their_path_with_metadata(coin_games):
     assert not list(coin_games[0].parent.glob(".tmp*")), "temporary build folders must be gone"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_files_across_processes(coin_games, tmp_path, monkeypatch):
     # The pool's workers ran with other PYTHONHASHSEEDs than this process; the files must not care.
     monkeypatch.setenv("SAMPO_REF_CACHE", str(tmp_path))

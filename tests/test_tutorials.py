@@ -24,7 +24,6 @@ import pytest
 from conftest import USER_CACHE
 
 TUTORIALS = sorted((Path(__file__).resolve().parent.parent / "tutorials").glob("[0-9][0-9]_*.py"))
-TRAINS = {"06_grpo_gspo_sampo"}  # runs the trainer: the slow one (about a minute on 2 CPU cores)
 
 
 def test_the_six_tutorials_are_there():
@@ -43,8 +42,8 @@ def _env(tmp_path: Path) -> dict:
     return env
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in TRAINS else [])
-                                  for p in TUTORIALS])
+@pytest.mark.slow  # each runs a tutorial end to end (the last one trains): seconds to a minute each
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
 def test_tutorial_runs_as_a_notebook_with_inline_figures(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
@@ -64,6 +63,7 @@ def test_tutorial_runs_as_a_notebook_with_inline_figures(path, tmp_path, monkeyp
     assert not list(tmp_path.glob("runs")), f"{path.name} wrote outside SAMPO_REF_TUTORIAL_OUT"
 
 
+@pytest.mark.slow
 def test_tutorial_runs_as_a_script(tmp_path):
     path = TUTORIALS[1]  # group advantages: seconds
     proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
