@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from sampo_ref.config import ConfigError
+from sampo_ref.checks import ConfigError
 from sampo_ref.manifest import manifest_problem, write_manifest
 
 NAME = re.compile(r"it-\d{6}")  # a checkpoint folder's name

@@ -21,9 +21,9 @@ from pathlib import Path
 from sampo_ref.algos import empg, gigpo, grpo, sapo, soft_sapo
 from sampo_ref.algos import seq_mask as sequence_masking  # not "seq_mask": a field below has that name
 from sampo_ref.algos.common import AGG_MODES
+from sampo_ref.checks import HUB_ID, ConfigError, model_problem  # noqa: F401 (re-exported)
 
 
-HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # a Hugging Face hub id, owner/name
 CONFIG_VERSION = 1  # of a run's config.json (``config_version``); a reader refuses any other
 
 
@@ -380,29 +380,3 @@ def writable_dir(path: str) -> bool:
     while not p.exists() and p != p.parent:
         p = p.parent
     return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
-
-
-def model_problem(model: str) -> str | None:
-    """Why ``model`` cannot be loaded as a policy, or None: 'tiny', a save_pretrained folder (its
-    config.json names a model_type) or a hub id."""
-    expected = "'tiny', a save_pretrained directory or a hub id 'owner/name'"
-    path = Path(model).expanduser()
-    if model == "tiny":
-        return None
-    if path.is_dir():
-        try:
-            model_type = json.loads((path / "config.json").read_text()).get("model_type")
-        except (OSError, ValueError, AttributeError):
-            model_type = None
-        if model_type:
-            return None
-        run = f" (a run directory? its policy is {path / 'policy'})" if (path / "policy" / "config.json").is_file() else ""
-        return f"{expected}; this folder holds no config.json naming a model_type{run}"
-    if not model.startswith((".", "/", "~")) and HUB_ID.fullmatch(model):
-        return None
-    return f"{expected}; there is no such folder"
-
-
-class ConfigError(ValueError):
-    """A bad config value or run file; the one-line message names the field or the file, the value and
-    what is expected (the command line prints it instead of a traceback)."""

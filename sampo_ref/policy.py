@@ -197,7 +197,7 @@ def load_policy(name: str, device: torch.device, dtype: str = "float32") -> Poli
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sampo_ref.config import ConfigError, model_problem
+    from sampo_ref.checks import ConfigError, model_problem
 
     problem = model_problem(name)
     if problem:

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # bottom to top; the same table is in docs/architecture.md
 LAYERS = [
-    ("contract and maths", ["task", "cache", "parsing", "algos"]),
-    ("machinery", ["policy", "rollout", "tiny", "diagnostics", "checkpoint", "plots"]),
+    ("contract and maths", ["task", "cache", "checks", "parsing", "algos"]),
+    ("machinery", ["policy", "rollout", "tiny", "diagnostics", "manifest", "checkpoint", "plots"]),
     ("environment adapters", ["envs"]),
     ("configuration", ["config", "presets"]),
     ("set-up", ["setup", "evaluation", "runlog"]),
