@@ -143,3 +143,27 @@ def test_total_loss_is_pg_minus_entropy_plus_kl(small_policy, algo):
     assert total == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
     assert stats["loss/kl"] > 0 and stats["loss/entropy"] > 0
     assert torch.allclose(grads, expected_grads, rtol=1e-4, atol=1e-6)
+
+
+RUN = dict(iterations=2, train_games=16, eval_games=2, tasks_per_iter=2, group_size=2, mini_batch_size=16,
+           micro_batch_size=16, eval_every=0, save_every=0, progress=False, tensorboard=False)
+
+
+def test_a_run_whose_every_step_is_skipped_stops_and_says_why(tmp_path, user_cache, monkeypatch):
+    """A non-finite loss never reaches the weights; when no step at all could be taken the run stops
+    with one line instead of printing before/after figures as if it had trained."""
+    from sampo_ref import trainer
+    from sampo_ref.config import ConfigError
+
+    monkeypatch.setattr(trainer, "k3_kl", lambda logp, logp_ref: torch.full_like(logp, float("nan")))
+    with pytest.raises(ConfigError, match=r"every optimiser step so far was skipped \(iteration 1: loss/total=nan"):
+        trainer.train(TrainConfig(**RUN, kl_coef=0.02, run_dir=str(tmp_path / "run")))
+
+
+def test_max_new_tokens_must_fit_the_shortest_answer(tmp_path, user_cache):
+    from sampo_ref.config import ConfigError
+    from sampo_ref.trainer import train
+
+    with pytest.raises(ConfigError, match=r"max_new_tokens=3 is not allowed: expected ≥ \d+, the tokens of the shortest"):
+        train(TrainConfig(**RUN, max_new_tokens=3, run_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()  # nothing written before the set-up succeeded
