@@ -33,3 +33,21 @@ def test_warm_start_teaches_the_format(tmp_path):
     torch.manual_seed(0)
     gens = policy.generate([EXAMPLES[0][0]] * 8, max_new_tokens=12)
     assert all(g.text.startswith("<action>") and g.text.endswith("</action>") for g in gens)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json", "config.json"])
+@pytest.mark.parametrize("damage", ["truncate", "garble", "delete"])
+def test_a_damaged_tiny_cache_is_built_again(tmp_path, name, damage):
+    """A cached policy whose files differ from the SHA-256 recorded at build time is never used:
+    it is built again (the same bytes: the build is deterministic)."""
+    out = build_tiny(CFG, lambda: (EXAMPLES, {}), {"data": "test"}, tmp_path)
+    good = (out / name).read_bytes()
+    if damage == "truncate":
+        (out / name).write_bytes(good[: len(good) // 2])
+    elif damage == "garble":
+        (out / name).write_bytes(good[:100] + bytes([good[100] ^ 0xFF]) + good[101:])
+    else:
+        (out / name).unlink()
+    calls = []
+    again = build_tiny(CFG, lambda: calls.append(1) or (EXAMPLES, {}), {"data": "test"}, tmp_path)
+    assert again == out and calls == [1] and (out / name).read_bytes() == good
