@@ -69,7 +69,9 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k != "progress"]
     cmd = [sys.executable, "-m", "sampo_ref.cli", "train", *flags, "--no-progress", "--iterations=20",
            "--save-every=1", f"--run-dir={run_dir}"]
-    proc = subprocess.Popen(cmd, env=_user_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell's background job inherits SIGINT ignored, and Python then keeps ignoring it: restore it
+    proc = subprocess.Popen(cmd, env=_user_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not (run_dir / "checkpoints" / "latest").exists():
         time.sleep(0.05)
