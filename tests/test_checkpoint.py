@@ -19,7 +19,7 @@ from sampo_ref.checkpoint import read_metrics
 from sampo_ref.config import TrainConfig
 from sampo_ref.trainer import train
 
-pytestmark = pytest.mark.slow  # every test here trains (minutes on CPU)
+TRAINS = pytest.mark.slow  # the tests that train (minutes on CPU); the checks of checkpoint files run in seconds
 
 SMALL = dict(train_games=16, eval_games=4, tasks_per_iter=2, group_size=4, mini_batch_size=32, micro_batch_size=16,
              eval_every=0, progress=False, seed=1)
@@ -30,6 +30,7 @@ def comparable(metrics: list[dict]) -> list[dict]:
     return [{k: v for k, v in m.items() if not k.startswith("time/")} for m in metrics]
 
 
+@TRAINS
 def test_two_plus_two_with_resume_equals_four(tmp_path, user_cache, monkeypatch):
     """Also: resuming a finished run does nothing; a run killed before its first checkpoint restarts."""
     from sampo_ref import checkpoint
@@ -64,6 +65,7 @@ def test_two_plus_two_with_resume_equals_four(tmp_path, user_cache, monkeypatch)
     assert (killed / "samples.txt").read_bytes() == files["samples.txt"]
 
 
+@TRAINS
 def test_ctrl_c_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "run"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k != "progress"]
@@ -91,6 +93,7 @@ def _user_env() -> dict:
     return env
 
 
+@TRAINS
 def test_a_resumed_run_keeps_the_memory_knobs(tmp_path, user_cache, monkeypatch):
     """The policy reloaded from a checkpoint gets the run's memory knobs again (gradient
     checkpointing: the ALFWorld presets turn it on)."""
@@ -105,6 +108,7 @@ def test_a_resumed_run_keeps_the_memory_knobs(tmp_path, user_cache, monkeypatch)
     assert seen == [True]
 
 
+@TRAINS
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k != "progress"]

@@ -35,8 +35,9 @@ def test_warm_start_teaches_the_format(tmp_path):
     assert all(g.text.startswith("<action>") and g.text.endswith("</action>") for g in gens)
 
 
-@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json", "config.json"])
-@pytest.mark.parametrize("damage", ["truncate", "garble", "delete"])
+@pytest.mark.slow  # builds a small policy four times
+@pytest.mark.parametrize("name, damage", [("model.safetensors", "truncate"), ("tokenizer.json", "garble"),
+                                          ("config.json", "delete")])
 def test_a_damaged_tiny_cache_is_built_again(tmp_path, name, damage):
     """A cached policy whose files differ from the SHA-256 recorded at build time is never used:
     it is built again (the same bytes: the build is deterministic)."""

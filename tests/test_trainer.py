@@ -149,6 +149,7 @@ RUN = dict(iterations=2, train_games=16, eval_games=2, tasks_per_iter=2, group_s
            micro_batch_size=16, eval_every=0, save_every=0, progress=False, tensorboard=False)
 
 
+@pytest.mark.slow  # trains
 def test_a_run_whose_every_step_is_skipped_stops_and_says_why(tmp_path, user_cache, monkeypatch):
     """A non-finite loss never reaches the weights; when no step at all could be taken the run stops
     with one line instead of printing before/after figures as if it had trained."""
@@ -160,6 +161,7 @@ def test_a_run_whose_every_step_is_skipped_stops_and_says_why(tmp_path, user_cac
         trainer.train(TrainConfig(**RUN, kl_coef=0.02, run_dir=str(tmp_path / "run")))
 
 
+@pytest.mark.slow  # trains
 def test_max_new_tokens_must_fit_the_shortest_answer(tmp_path, user_cache):
     from sampo_ref.config import ConfigError
     from sampo_ref.trainer import train
