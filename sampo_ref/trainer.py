@@ -310,11 +310,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
     check_answer_budget(cfg, policy, task)
     ref_model = make_reference(cfg, policy)
+    if cfg.env_workers:  # after make_policy: the tiny policy's warm-start plays in this process
+        task.start_workers(cfg.env_workers)
     if ckpt is not None:
         try:
             policy = make_policy(cfg, task, device, ckpt / "policy")
         except ConfigError as err:
             raise ConfigError(f"{err}; the checkpoint is damaged: {checkpoint.RESTART}") from None
+    if cfg.engine == "vllm":  # rollouts on vLLM; its weights follow every update (policy.updating)
+        policy.use_engine(cfg.engine_memory, cfg.seed, torch.bfloat16 if cfg.dtype == "bfloat16" else None)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = checkpoint.restore(ckpt, optimizer, rng, gen) if ckpt is not None else 0
     if start > cfg.iterations:
@@ -389,7 +393,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         if cfg.invalid_adv_penalty:  # the invalid turn's own cost, outside the group normalisation
             batch.adv = penalise_invalid_advantage(batch.adv, batch.valid, cfg.invalid_adv_penalty)  # (B,)
         # 4. update -----------------------------------------------------------------------------
-        upd = update(policy, algo, optimizer, batch, cfg, gen)
+        with policy.updating():  # the engine (if any) sleeps through the update, then gets the new weights
+            upd = update(policy, algo, optimizer, batch, cfg, gen)
         t3 = time.perf_counter()
         # 5. log, evaluate, checkpoint ----------------------------------------------------------
         record = {"iteration": it, **rollout_metrics(trajs, batch, "rollout"), **upd,
@@ -421,5 +426,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     log.close()
     write_samples(run_dir / "samples.txt", "final", final_trajs[: cfg.samples])
     save_final_policy(policy, run_dir)  # last: a run with policy/ and final records has finished
+    if task.workers is not None:
+        task.workers.close()
     return RunResult(run_dir, metrics)
 

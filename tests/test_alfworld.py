@@ -210,3 +210,22 @@ def test_gpu_benchmark_code_path_on_cpu_with_a_tiny_architecture(tmp_path, data)
     (it,) = out["iterations"]
     assert it["rows"] == 2 and it["generated_tokens"] == 8 and it["optimizer_steps"] == 1  # random: never stops early
     assert out["estimate_200_steps_hours"]["50_turns_per_episode"] > 0
+
+
+def test_env_workers_play_exactly_like_in_process_envs(data, task):
+    """``start_workers``: the same games in persistent processes answer exactly as in this process."""
+    from sampo_ref.envs.alfworld import AlfworldTask
+
+    remote = AlfworldTask(data)
+    remote.start_workers(2)
+    try:
+        games = task.train_pool[:2]
+        for _ in range(2):  # the second rollout reuses the workers' envs
+            local_envs, remote_envs = task.envs(games, 2), remote.envs(games, 2)
+            states = local_envs.reset()
+            assert remote_envs.reset() == states
+            actions = [info["admissible_commands"][-1] for _, info in states]
+            actions[1] = None  # a finished env is skipped
+            assert remote_envs.step(actions) == local_envs.step(actions)
+    finally:
+        remote.workers.close()

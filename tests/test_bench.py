@@ -98,7 +98,7 @@ def test_worker_processes_play_exactly_like_in_process_envs(coin_games, small_po
         remote.close()
         local.close()
     with pytest.raises(ValueError, match="workers=0"):
-        ProcessBatchEnv([], workers=0)
+        ProcessBatchEnv(TextGameEnv, workers=0)
 
 
 @pytest.fixture

@@ -169,3 +169,14 @@ def test_max_new_tokens_must_fit_the_shortest_answer(tmp_path, user_cache):
     with pytest.raises(ConfigError, match=r"max_new_tokens=3 is not allowed: expected ≥ \d+, the tokens of the shortest"):
         train(TrainConfig(**RUN, max_new_tokens=3, run_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()  # nothing written before the set-up succeeded
+
+
+def test_env_workers_give_the_same_run(tmp_path, user_cache):
+    """``env_workers``: the games stepped in 2 persistent processes give exactly the in-process run."""
+    from sampo_ref.trainer import train
+
+    small = dict(train_games=16, eval_games=2, tasks_per_iter=2, group_size=2, mini_batch_size=8, micro_batch_size=8,
+                 iterations=2, eval_every=0, save_every=0, progress=False, tensorboard=False)
+    runs = [train(TrainConfig(**small, env_workers=w, run_dir=str(tmp_path / f"w{w}"))).metrics for w in (0, 2)]
+    local, remote = ([{k: v for k, v in m.items() if not k.startswith("time/")} for m in r] for r in runs)
+    assert local == remote and any("rollout/success" in m for m in local)

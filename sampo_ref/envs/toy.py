@@ -19,11 +19,13 @@ Project choices, each documented in docs/environments.md:
 from __future__ import annotations
 
 import random
+from functools import partial
 from pathlib import Path
 
 from sampo_ref.task import BatchEnv, EnvCache, PromptInput, play
 from toy_envs import LEVELS, TextGameEnv, ensure_games
 from toy_envs.baselines import explorer_action
+from toy_envs.batch import ProcessBatchEnv
 
 HELD_OUT_SEED = 1_000_000  # held-out games use seeds HELD_OUT_SEED + i, never seen in training
 
@@ -70,11 +72,19 @@ class ToyTask:
         self.eval_pool: list[Path] = paths[train_games:]
         self.train_panel = self.train_pool  # training games evaluated before and after training
         self.data_id = dict(family=family, level=level, history=history)  # names the tiny policy's warm-start data
-        self.env_cache = EnvCache(lambda game: TextGameEnv(game, max_turns=self.max_turns, win_reward=self.win_reward))
+        self.env_cache = EnvCache(partial(TextGameEnv, max_turns=self.max_turns, win_reward=self.win_reward))
+        self.workers: ProcessBatchEnv | None = None
 
-    def envs(self, games: list[Path], copies: int) -> BatchEnv:
+    def start_workers(self, workers: int) -> None:
+        """From now on ``envs`` plays in ``workers`` persistent processes (same results, in parallel)."""
+        self.workers = ProcessBatchEnv(self.env_cache.new_env, workers)
+
+    def envs(self, games: list[Path], copies: int) -> BatchEnv | ProcessBatchEnv:
         """``copies`` envs per game, game-major (env i plays games[i // copies]); reused while the
-        cache holds them (``sampo_ref.task.EnvCache``: at most 512 envs, ≈0.9 GiB)."""
+        cache holds them (``sampo_ref.task.EnvCache``: at most 512 envs, ≈0.9 GiB), in this
+        process or in the workers of ``start_workers``."""
+        if self.workers is not None:
+            return self.workers.select(games, copies)
         return self.env_cache.batch(games, copies)
 
     def category(self, game: str | Path) -> str:
