@@ -1,5 +1,13 @@
-"""What one full-size ALFWorld iteration costs on this machine: peak memory, time per phase,
-generated tokens/s, and an estimate of the paper's 200-step run (docs/alfworld.md).
+"""The GPU check: what one full-size ALFWorld iteration costs on this machine, its parts against the
+hardware's limits, and an estimate of the paper's 200-step run (docs/alfworld.md, docs/scaling.md).
+
+Two parts, one command, everything written under $OUT:
+
+1. ``limits.json``: decode tokens/s of ``generate`` (dynamic KV cache) and of the vLLM engine on
+   Qwen3-4B shapes against the memory-bandwidth bound, and the update's MFU
+   (``sampo_ref.bench_limits``); ``--no-limits`` skips it;
+2. ``alfworld_gpu.json``: one ALFWorld-shaped iteration (two, the first being warm-up) with
+   ``--engine`` (default vllm): peak memory, time per phase, generated tokens/s, the estimate.
 
 No weights are downloaded: the policy is a randomly initialised model of Qwen3-4B's architecture
 (``QWEN3_4B`` below, from its published config.json), the games are synthetic ALFWorld games
@@ -9,10 +17,11 @@ policy never closes ``</action>``, so every answer runs to ``max_new_tokens`` an
 the turn limit: the measured per-turn costs are worst-case per turn. ``--turns`` caps the episodes
 so that an iteration fits in a few minutes; the estimate scales the measured costs per turn-row.
 
-    python benchmarks/alfworld_gpu.py                       # full size (needs a GPU with ~80 GB)
-    python benchmarks/alfworld_gpu.py --arch tiny --device cpu --tasks 1 --copies 2 --turns 2 --max-new-tokens 8
+    python benchmarks/alfworld_gpu.py                       # full size (one H200: about 8 min)
+    python benchmarks/alfworld_gpu.py --arch tiny --device cpu --engine hf --limits-model smoke \
+        --tasks 1 --copies 2 --turns 2 --max-new-tokens 8   # the code path on a CPU
 
-Writes ``alfworld_gpu.json`` under $OUT (or ``--out``) and prints it.
+Writes ``limits.json`` and ``alfworld_gpu.json`` under $OUT (or ``--out``) and prints them.
 """
 
 from __future__ import annotations
@@ -51,7 +60,29 @@ def build_policy(arch: dict, corpus: list[str], device: torch.device):
     config = Qwen3Config(**{**arch, "vocab_size": len(tok)}, pad_token_id=tok.pad_token_id,
                          eos_token_id=tok.eos_token_id, bos_token_id=None)
     torch.manual_seed(0)
-    return Policy(Qwen3ForCausalLM(config), tok, device)
+    with device:  # initialised where it runs (4B parameters initialise slowly on a CPU)
+        model = Qwen3ForCausalLM(config)
+    return Policy(model, tok, device)
+
+
+def device_used_gib(device: torch.device) -> float | None:
+    """GiB in use on the whole GPU now (every allocator of this process and any other), None on a CPU."""
+    if device.type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    return (total - free) / 2**30
+
+
+def limits(args) -> dict:
+    """Decode (generate vs the vLLM engine) against the bandwidth bound and the update's MFU."""
+    from sampo_ref.bench_limits import LimitsBench, bench_limits
+
+    caches = ["dynamic", "vllm"] if args.engine == "vllm" else ["dynamic"]
+    small = args.limits_model == "smoke"  # the code path on a CPU
+    return bench_limits(LimitsBench(models=[args.limits_model], caches=caches, device=args.device,
+                                    dtype=args.dtype, peak_tflops=1.0 if args.device == "cpu" else 0.0,
+                                    **(dict(batch=2, prompt_len=16, new_tokens=4, train_batch=2, repeats=1, copy_mib=8)
+                                       if small else {})))
 
 
 def measure(args) -> dict:
@@ -85,6 +116,8 @@ def measure(args) -> dict:
     policy = build_policy(QWEN3_4B if args.arch == "qwen3-4b" else TINY, corpus, device)
     if cfg.gradient_checkpointing:
         policy.model.gradient_checkpointing_enable()
+    if args.engine == "vllm":  # as the trainer does (sampo_ref.trainer.train)
+        policy.use_engine(cfg.engine_memory, 0, torch.bfloat16 if cfg.dtype == "bfloat16" else None)
     ref = make_reference(cfg, policy)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     algo, gen = ALGORITHMS[cfg.algo], torch.Generator().manual_seed(0)
@@ -110,7 +143,8 @@ def measure(args) -> dict:
         fill_old_logprobs(policy, ref, batch, cfg)
         t2 = sync()
         batch.adv = algo.advantages(batch, cfg)
-        upd = update(policy, algo, optimizer, batch, cfg, gen)
+        with policy.updating():
+            upd = update(policy, algo, optimizer, batch, cfg, gen)
         t3 = sync()
         tokens = int(batch.response_mask.sum())
         iterations.append({
@@ -118,6 +152,8 @@ def measure(args) -> dict:
             "time_rollout_s": t1 - t0, "time_logprobs_s": t2 - t1, "time_update_s": t3 - t2,
             "generated_tokens_per_s": tokens / (t1 - t0), "optimizer_steps": upd["actor/optimizer_steps"],
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+            # the whole device, the engine's own pool included (torch's peak above does not see it)
+            "device_memory_used_gib": device_used_gib(device),
         })
     last = iterations[-1]  # the first iteration includes warm-up (kernels, allocator)
     per_row = (last["time_rollout_s"] + last["time_logprobs_s"] + last["time_update_s"]) / last["rows"]
@@ -126,7 +162,7 @@ def measure(args) -> dict:
     paper_rows = {turns: 16 * 8 * turns for turns in (50, 20, 10)}
     return {
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-        "arch": args.arch, "parameters": sum(p.numel() for p in policy.model.parameters()),
+        "arch": args.arch, "engine": args.engine, "parameters": sum(p.numel() for p in policy.model.parameters()),
         "settings": {k: getattr(cfg, k) for k in ("tasks_per_iter", "group_size", "max_turns", "max_new_tokens",
                                                    "mini_batch_size", "micro_batch_size", "dtype", "gradient_checkpointing")},
         "iterations": iterations,
@@ -147,11 +183,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--alfworld-data", default="", help="game data; default: synthetic games in a temp folder")
+    parser.add_argument("--engine", choices=["hf", "vllm"], default="vllm", help="rollout generation (--engine of train)")
+    parser.add_argument("--limits-model", default="4b", help="model of the limits part (sampo_ref.bench_limits.QWEN)")
+    parser.add_argument("--no-limits", action="store_true", help="skip the limits part")
     parser.add_argument("--out", default=os.environ.get("OUT", "."), help="folder for alfworld_gpu.json")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_limits:
+        (out / "limits.json").write_text(json.dumps(limits(args), indent=2))
     result = measure(args)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "alfworld_gpu.json").write_text(json.dumps(result, indent=2))
+    (out / "alfworld_gpu.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return result
 

@@ -18,9 +18,10 @@ Two fractions per model, each measured against a bound computed from the model's
 
 The weights are random (built from a config: nothing is downloaded); speed does not depend on
 them. Decode is greedy with a fixed length (``min_new_tokens``), so every run generates the same
-number of tokens. ``--caches dynamic static`` compares transformers' growing KV cache with its
-preallocated static cache, which ``generate`` compiles (``torch.compile``) on CUDA: the lever
-aimed at decode's gap to the bound (per-token Python and kernel-launch overhead).
+number of tokens. ``--caches dynamic static vllm`` compares transformers' growing KV cache with its
+preallocated static cache, which ``generate`` compiles (``torch.compile``) on CUDA, and with the
+vLLM engine of ``--engine vllm`` (``sampo_ref.engine``: paged KV cache, CUDA graphs) on the same
+weights: the levers aimed at decode's gap to the bound (per-token Python and kernel-launch overhead).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sampo_ref.bench import markdown_table
-from sampo_ref.policy import pick_device, sequence_logprobs
+from sampo_ref.policy import STOP, pick_device, sequence_logprobs
 
 H200_BF16_TFLOPS = 989.0  # NVIDIA H200 SXM, dense bf16 tensor-core peak (no sparsity)
 
@@ -58,7 +59,7 @@ class LimitsBench:
     models: list[str] = field(default_factory=lambda: ["0.5b", "1.5b", "4b"])
     """Model sizes: 0.5b (Qwen2.5-0.5B shapes), 1.5b (Qwen2.5-1.5B), 4b (Qwen3-4B), smoke (tiny)."""
     caches: list[str] = field(default_factory=lambda: ["dynamic", "static"])
-    """KV caches to compare in decode: dynamic (grows per token) and static (preallocated, compiled on CUDA)."""
+    """Decoders to compare: generate's dynamic (grows per token) and static (preallocated, compiled on CUDA) KV caches, and vllm (the vLLM engine, sampo_ref.engine; needs vLLM)."""
     batch: int = 64
     """B: sequences decoded at once."""
     prompt_len: int = 512
@@ -77,6 +78,8 @@ class LimitsBench:
     """Timed runs of each measurement after one warm-up; the best counts."""
     copy_mib: int = 1024
     """Size of the bandwidth-measuring copy."""
+    engine_memory: float = 0.4
+    """With vllm among the caches: the share of the GPU's memory the engine takes (weights and KV cache)."""
 
 
 def model_config(name: str):
@@ -161,6 +164,29 @@ def measure_decode(model, batch: int, prompt_len: int, new_tokens: int, cache: s
         new_tokens - 1)
 
 
+def measure_decode_vllm(model, batch: int, prompt_len: int, new_tokens: int, repeats: int, memory: float) -> float:
+    """``measure_decode`` on the vLLM engine, started on the weights of ``model`` (random ids in and
+    out: the engine's tokenizer, a small one, is never used)."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from sampo_ref.engine import VllmEngine
+    from sampo_ref.tiny import train_tokenizer
+
+    engine = VllmEngine(model, train_tokenizer(["random weights, random ids"], vocab_size=300), STOP, set(), memory)
+    prompts = [TokensPrompt(prompt_token_ids=row) for row in torch.randint(model.config.vocab_size, (batch, prompt_len)).tolist()]
+
+    def generate(n: int):
+        params = SamplingParams(temperature=0.0, max_tokens=n, min_tokens=n, ignore_eos=True, detokenize=False)
+        return lambda: engine.llm.generate(prompts, params, use_tqdm=False)
+
+    device = model.device
+    step = (_best_seconds(generate(new_tokens), device, repeats) - _best_seconds(generate(1), device, repeats)) / (
+        new_tokens - 1)
+    engine.close()
+    return step
+
+
 def measure_train(model, batch: int, prompt_len: int, response_len: int, repeats: int) -> float:
     """Seconds of one forward + backward of the mean response log-prob (the update's model work)."""
     device = model.device
@@ -186,6 +212,9 @@ def bench_limits(cfg: LimitsBench) -> dict:
         raise ValueError(f"new_tokens={cfg.new_tokens} is not allowed: expected ≥ 2 (decode time is a difference)")
     for name in cfg.models:
         model_config(name)  # a bad name fails before any measurement
+    for cache in cfg.caches:
+        if cache not in ("dynamic", "static", "vllm"):
+            raise ValueError(f"caches={cache!r} is not allowed: expected dynamic, static or vllm")
     device = pick_device(cfg.device)
     if cfg.peak_tflops <= 0 and device.type != "cuda":
         raise ValueError(f"peak_tflops={cfg.peak_tflops} is not allowed on {device.type}: give the device's peak TFLOP/s")
@@ -200,14 +229,17 @@ def bench_limits(cfg: LimitsBench) -> dict:
     for name in cfg.models:
         config = model_config(name)
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(device).eval()
+        with device:  # initialised where it runs
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
         n = matmul_params(model)
         kv = kv_bytes_per_token(config, dtype_bytes)
         context = cfg.prompt_len + cfg.new_tokens / 2  # mean cached positions over the decode steps
         bound = decode_bound(n * dtype_bytes, kv, cfg.batch, context, bandwidth)
         with torch.no_grad():
             for cache in cfg.caches:
-                step = measure_decode(model, cfg.batch, cfg.prompt_len, cfg.new_tokens, cache, cfg.repeats)
+                step = (measure_decode_vllm(model, cfg.batch, cfg.prompt_len, cfg.new_tokens, cfg.repeats, cfg.engine_memory)
+                        if cache == "vllm" else
+                        measure_decode(model, cfg.batch, cfg.prompt_len, cfg.new_tokens, cache, cfg.repeats))
                 tokens_per_s = cfg.batch / step
                 decode_rows.append([name, f"{n / 1e6:.0f}", cache, cfg.batch, f"{context:.0f}",
                                     f"{tokens_per_s:.0f}", f"{bound:.0f}", f"{tokens_per_s / bound:.1%}"])

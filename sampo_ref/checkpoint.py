@@ -39,18 +39,20 @@ NAME = re.compile(r"it-\d{6}")  # a checkpoint folder's name
 RESTART = "delete its checkpoints/ folder to start it again from iteration 0 with --resume"
 
 
-def save(run_dir: Path, iteration: int, policy, optimizer, rng: random.Random, gen: torch.Generator) -> Path:
-    """Write checkpoint ``iteration`` atomically and make it the latest; returns its folder."""
+def save(run_dir: Path, iteration: int, policy, optimizer, rng: random.Random, gen: torch.Generator,
+         full: tuple[dict, dict] | None = None) -> Path:
+    """Write checkpoint ``iteration`` atomically and make it the latest; returns its folder.
+    ``full``: the (model, optimiser) state dicts of a sharded (FSDP) run, gathered by every rank."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     remove_leftovers(run_dir)
     name = f"it-{iteration:06d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-    policy.save(tmp / "policy")
+    policy.save(tmp / "policy", full and full[0])
     version, mt_state, gauss = rng.getstate()
     state = {  # only tensors, numbers and lists: loadable with weights_only=True
         "iteration": iteration,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": full[1] if full else optimizer.state_dict(),
         "rng": [version, list(mt_state), gauss],
         "gen": gen.get_state(),
         "torch_rng": torch.get_rng_state(),

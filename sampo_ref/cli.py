@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,8 @@ def train(argv: list[str]) -> None:
         where = f"from its checkpoint {ckpt.name}" if ckpt else "from iteration 0 (no checkpoint yet)"
         sys.exit(f"sampo-ref train: interrupted; continue {where} with: sampo-ref train --resume {run_dir}")
     minutes = (time.perf_counter() - start) / 60
+    if int(os.environ.get("RANK", "0")):  # under torchrun rank 0 reports
+        return
     b, a = result.eval_before, result.eval_after
     tb, ta = result.train_before, result.train_after
     print(

@@ -96,6 +96,8 @@ class TrainConfig:
     """*memory* Recompute activations in the backward pass (Hugging Face gradient checkpointing)."""
     ref_device: str = "same"
     """*memory* Where the reference model lives: same (the policy's device), cpu, or a device such as cuda:1."""
+    fsdp: bool = False
+    """*memory* Under torchrun: shard parameters, gradients and optimiser state over the ranks (FSDP2 fully_shard per decoder layer) instead of a full copy per rank (DDP). Needs engine=vllm (generate would run the sharded model unevenly on the ranks)."""
     engine_memory: float = 0.4
     """*memory* With engine=vllm on CUDA: the share of the GPU's memory vLLM takes for its weights and KV cache (freed during each update)."""
 
@@ -228,6 +230,7 @@ class TrainConfig:
             ("top_k", self.top_k >= 0, "≥ 0"),
             ("engine", self.engine in ("hf", "vllm"), "hf or vllm"),
             ("engine_memory", 0 < self.engine_memory < 1, "in (0, 1)"),
+            ("fsdp", not self.fsdp or self.engine == "vllm", "False unless engine='vllm' (docs/scaling.md)"),
             ("mini_batch_size", self.mini_batch_size >= 1, "≥ 1"),
             ("micro_batch_size", 1 <= self.micro_batch_size <= self.mini_batch_size, f"in [1, mini_batch_size={self.mini_batch_size}]"),
             ("mini_batch_size", self.mini_batch_size <= self.max_rows(),

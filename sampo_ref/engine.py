@@ -27,6 +27,7 @@ its first generation, so no weights are written to disk.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import tempfile
 
@@ -92,10 +93,19 @@ class VllmEngine:
             self.llm.sleep(level=2)  # weights and KV cache freed: the update gets the memory
         yield
         if self.sleeps:
-            self.llm.wake_up(tags=["weights"])
-        self.load_weights(model)
-        if self.sleeps:
+            torch.cuda.empty_cache()  # the update's cached blocks back to the device, for the engine's own pool
+            self.llm.wake_up(tags=["weights"])  # level 2: allocated again, filled by load_weights
             self.llm.wake_up(tags=["kv_cache"])
+        self.load_weights(model)
+
+    def close(self) -> None:
+        """Stop the engine and free its memory."""
+        self.llm.llm_engine.engine_core.shutdown()
+        del self.llm
+        gc.collect()
+        if self.sleeps:
+            torch.cuda.empty_cache()
+        self._dir.cleanup()
 
     def generate(self, prompt_ids: list[list[int]], max_new_tokens: int, temperature: float, top_p: float,
                  top_k: int, do_sample: bool, record_logp: bool) -> list[tuple[list[int], list[float] | None]]:

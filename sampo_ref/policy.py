@@ -166,9 +166,10 @@ class Policy:
                 lo = mid + 1
         return lo, False
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, state_dict: dict | None = None) -> None:
+        """save_pretrained of model and tokenizer; ``state_dict``: the full weights of a sharded model."""
         with _quiet_transformers():  # a local write of seconds at most: the trainer shows its own progress
-            self.model.save_pretrained(path)
+            self.model.save_pretrained(path, state_dict=state_dict)
             self.tokenizer.save_pretrained(path)
 
 

@@ -25,6 +25,7 @@ import random
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from sampo_ref.algos.dynamic_sampling import dynamic_sample, filter_active
 from sampo_ref.algos.seq_mask import apply_sequence_mask, sequence_mask
 from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.diagnostics import CollapseWatch, batch_diagnostics, kl_split, over_steps
+from sampo_ref.distributed import DataParallel, full_value
 from sampo_ref.plots import plot_runs
 from sampo_ref.policy import Policy, pick_device, sequence_logprobs
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
@@ -57,39 +59,60 @@ def _forward(model, device: torch.device, micro: TurnBatch, cfg: TrainConfig, wi
     return logp.to(device), None if ent is None else ent.to(device), mask
 
 
+def micro_batches(rows: int, size: int, dp: DataParallel | None) -> list[tuple[torch.Tensor, bool]]:
+    """(row index, is a zero-weight filler) per micro-batch: all ``rows`` here, or with ``dp`` this
+    rank's share, in as many micro-batches as every other rank (sampo_ref.distributed)."""
+    index = torch.arange(rows)
+    return dp.micro_batches(index, size) if dp else [(idx, False) for idx in index.split(size)]
+
+
 @torch.no_grad()
-def fill_old_logprobs(policy: Policy, ref_model, batch: TurnBatch, cfg: TrainConfig) -> None:
-    """Phase 2: log π_old and its entropy (EMPG's turn entropy, diagnostics), and log π_ref."""
-    logp_old, ent_old, logp_ref = [], [], []
-    for idx in torch.arange(len(batch)).split(cfg.micro_batch_size):
+def fill_old_logprobs(policy: Policy, ref_model, batch: TurnBatch, cfg: TrainConfig,
+                      dp: DataParallel | None = None) -> None:
+    """Phase 2: log π_old and its entropy (EMPG's turn entropy, diagnostics), and log π_ref
+    (with ``dp``: each rank its rows, gathered to every rank)."""
+    index, values = [], {"logp_old": [], "entropy_old": [], "logp_ref": []}
+    for idx, filler in micro_batches(len(batch), cfg.micro_batch_size, dp):
         micro = batch.select(idx)
         lp, ent, _ = _forward(policy.model, policy.device, micro, cfg, with_entropy=True)
-        logp_old.append(lp.cpu())
-        ent_old.append(ent.cpu())
+        if filler:
+            continue
+        index.append(idx)
+        values["logp_old"].append(lp.cpu())
+        values["entropy_old"].append(ent.cpu())
         if ref_model is not None:
-            logp_ref.append(_forward(ref_model, policy.device, micro, cfg, with_entropy=False)[0].cpu())
-    batch.logp_old = torch.cat(logp_old)  # (B, T)
-    batch.entropy_old = torch.cat(ent_old)  # (B, T)
-    batch.logp_ref = torch.cat(logp_ref) if ref_model is not None else None  # (B, T)
+            values["logp_ref"].append(_forward(ref_model, policy.device, micro, cfg, with_entropy=False)[0].cpu())
+    index = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
+    for name, parts in values.items():
+        if name == "logp_ref" and ref_model is None:
+            batch.logp_ref = None
+            continue
+        mine = torch.cat(parts) if parts else torch.zeros(0, batch.response_ids.shape[1])  # (b, T)
+        setattr(batch, name, dp.gather_rows(mine, index, len(batch)) if dp else mine)  # (B, T)
 
 
-def policy_mask(policy: Policy, rows: TurnBatch, cfg: TrainConfig) -> torch.Tensor:
+def policy_mask(policy: Policy, rows: TurnBatch, cfg: TrainConfig, dp: DataParallel | None = None) -> torch.Tensor:
     """The policy term's mask over the mini-batch (B_mb, T): the response mask, minus masked turns (S17).
 
     The sequence mask depends on the current policy, and its token count is the token-mean
     denominator of the whole mini-batch; so with ``seq_mask`` one no-grad pass over the
-    micro-batches decides every row first (the price of exact micro-batching).
+    micro-batches decides every row first (the price of exact micro-batching; with ``dp`` each
+    rank decides its rows and the decisions are gathered to every rank).
     """
     if not cfg.seq_mask:
         return rows.response_mask
-    keep = []
+    index, keep = [], []
     with torch.no_grad():
-        for idx in torch.arange(len(rows)).split(cfg.micro_batch_size):
+        for idx, filler in micro_batches(len(rows), cfg.micro_batch_size, dp):
             micro = rows.select(idx)
             logp, _, mask = _forward(policy.model, policy.device, micro, cfg, with_entropy=False)
-            keep.append(sequence_mask(logp, micro.logp_old.to(logp.device), micro.adv.to(logp.device), mask,
-                                      cfg.seq_mask_delta)[0].cpu())
-    return apply_sequence_mask(rows.response_mask, torch.cat(keep))
+            if not filler:
+                index.append(idx)
+                keep.append(sequence_mask(logp, micro.logp_old.to(logp.device), micro.adv.to(logp.device), mask,
+                                          cfg.seq_mask_delta)[0].cpu())
+    index = torch.cat(index) if index else torch.zeros(0, dtype=torch.long)
+    keep = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool)  # (b,)
+    return apply_sequence_mask(rows.response_mask, dp.gather_rows(keep, index, len(rows)) if dp else keep)
 
 
 @dataclass
@@ -102,10 +125,11 @@ class MiniBatch:
     max_len: int  # T_max of seq-mean-token-sum-norm
     diagnostics: dict[str, Stat]  # what preparing found: the rows the sequence mask removed
 
-    def micro_batches(self, size: int, device: torch.device):
-        """(micro-batch rows, their slices of the masks on ``device``), ``size`` rows at a time."""
-        for idx in torch.arange(len(self.rows)).split(size):
-            yield self.rows.select(idx), {name: m[idx].to(device) for name, m in self.masks.items()}
+    def micro_batches(self, size: int, device: torch.device, dp: DataParallel | None = None):
+        """(micro-batch rows, their slices of the masks on ``device``), ``size`` rows at a time; with
+        ``dp`` this rank's rows only, a zero-weight filler row where its share runs out first."""
+        for idx, filler in micro_batches(len(self.rows), size, dp):
+            yield self.rows.select(idx), {name: m[idx].to(device) * (not filler) for name, m in self.masks.items()}
 
     def aggregate(self, term: Term, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         """A micro-batch's share of ``term``'s aggregate: its sum over the mini-batch denominator."""
@@ -113,12 +137,14 @@ class MiniBatch:
         return aggregate(term.values, masks[term.mask], term.mode, denominator)
 
 
-def prepare_minibatch(policy: Policy, algo, rows: TurnBatch, cfg: TrainConfig) -> MiniBatch:
+def prepare_minibatch(policy: Policy, algo, rows: TurnBatch, cfg: TrainConfig, dp: DataParallel | None = None
+                      ) -> MiniBatch:
     """Everything mini-batch-wide, in one place: the terms' masks (the response mask; the policy
     term's, minus masked turns; a method's own, e.g. Search-Agent SAPO's tokens of P) and their
     counts, from which come every aggregation denominator (N_P included) and the masked-turn count.
-    The counts are sums: a data-parallel all-reduce of ``counts`` makes them the global ones."""
-    masks = {"response": rows.response_mask, "policy": policy_mask(policy, rows, cfg)}
+    The counts are sums; with ``dp`` every rank holds the whole mini-batch and the sequence mask's
+    keep flags are gathered, so they are the global counts on every rank (docs/scaling.md)."""
+    masks = {"response": rows.response_mask, "policy": policy_mask(policy, rows, cfg, dp)}
     if algo.minibatch_masks is not None:
         masks |= algo.minibatch_masks(rows, masks["policy"], cfg)
     counts = {name: Counts.of(mask) for name, mask in masks.items()}
@@ -139,26 +165,32 @@ def regularisers(logp: torch.Tensor, entropy: torch.Tensor | None, micro: TurnBa
     return terms
 
 
-def minibatch_loss(policy: Policy, algo, rows: TurnBatch, cfg: TrainConfig) -> dict[str, Stat]:
+def minibatch_loss(policy: Policy, algo, rows: TurnBatch, cfg: TrainConfig, dp: DataParallel | None = None
+                   ) -> dict[str, Stat]:
     """Phase 4, one mini-batch: accumulate the gradient of (S19) over micro-batches -> its diagnostics.
 
     L = Σ_terms coef × agg(term): the method's terms (its surrogate; Search-Agent SAPO's KL too)
     and the regularisers. Every aggregate divides by a count of the whole mini-batch, so the loss
     and its gradient do not depend on ``micro_batch_size`` (project choice; [ARL] averages
     micro-batch means instead, docs/architecture.md#project-choices-and-deviations-from-the-reference-code).
+    With ``dp`` each rank backpropagates its rows' share through DDP/FSDP (which average the
+    ranks' gradients: hence the factor W) and the micro-batches' diagnostics of all ranks are pooled.
     """
     # --8<-- [start:minibatch_loss]
-    mb = prepare_minibatch(policy, algo, rows, cfg)  # masks and their counts, once
-    logged = [mb.diagnostics]
-    for micro, masks in mb.micro_batches(cfg.micro_batch_size, policy.device):
-        logp, ent, _ = _forward(policy.model, policy.device, micro, cfg, with_entropy=cfg.entropy_coef > 0)  # (b, T)
-        terms, stats = algo.policy_loss(logp, micro, masks, cfg)  # the method's terms: "pg", …
-        terms |= regularisers(logp, ent, micro, cfg)  # "entropy", "kl"
-        parts = {name: mb.aggregate(term, masks) for name, term in terms.items()}  # each its own mask and mode
-        loss = sum(terms[name].coef * part for name, part in parts.items())  # Eq. (S19)
-        loss.backward()
+    mb = prepare_minibatch(policy, algo, rows, cfg, dp)  # masks and their counts, once
+    model, scale = (dp.wrapped, dp.world) if dp else (policy.model, 1)
+    chunks, logged = list(mb.micro_batches(cfg.micro_batch_size, policy.device, dp)), []
+    for j, (micro, masks) in enumerate(chunks):
+        with dp.no_sync(last=j == len(chunks) - 1) if dp else nullcontext():  # one gradient all-reduce
+            logp, ent, _ = _forward(model, policy.device, micro, cfg, with_entropy=cfg.entropy_coef > 0)  # (b, T)
+            terms, stats = algo.policy_loss(logp, micro, masks, cfg)  # the method's terms: "pg", …
+            terms |= regularisers(logp, ent, micro, cfg)  # "entropy", "kl"
+            parts = {name: mb.aggregate(term, masks) for name, term in terms.items()}  # each its own mask and mode
+            loss = sum(terms[name].coef * part for name, part in parts.items())  # Eq. (S19)
+            (loss * scale).backward()
         logged.append(micro_diagnostics(parts, loss, stats, logp, micro, masks))  # apart from the loss
     # --8<-- [end:minibatch_loss]
+    logged = [mb.diagnostics, *(dp.gather(logged) if dp else logged)]  # mb's own: the same on every rank
     return {key: pool([d[key] for d in logged if key in d]) for key in dict.fromkeys(k for d in logged for k in d)}
 
 
@@ -174,16 +206,18 @@ def micro_diagnostics(parts: dict, loss: torch.Tensor, stats: dict, logp: torch.
     return out
 
 
-def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, gen: torch.Generator) -> dict:
-    """Phase 4: ``ppo_epochs`` passes of shuffled mini-batches, one optimiser step each."""
+def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, gen: torch.Generator,
+           dp: DataParallel | None = None) -> dict:
+    """Phase 4: ``ppo_epochs`` passes of shuffled mini-batches, one optimiser step each (the same
+    order on every rank of ``dp``: the same generator state, the same batch)."""
     skipped, grad_norms, steps = 0, [], []
     policy.model.train()
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(len(batch), generator=gen)
         for idx in order.split(cfg.mini_batch_size):
             optimizer.zero_grad(set_to_none=True)
-            stats = minibatch_loss(policy, algo, batch.select(idx), cfg)
-            norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.max_grad_norm).item()
+            stats = minibatch_loss(policy, algo, batch.select(idx), cfg, dp)
+            norm = full_value(torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.max_grad_norm))
             # a non-finite loss or gradient never reaches the weights (a NaN loss can hide behind a
             # finite gradient: max/min route the gradient around a NaN branch)
             if np.isfinite(norm) and np.isfinite(stats["loss/total"].value):
@@ -192,6 +226,7 @@ def update(policy: Policy, algo, optimizer, batch: TurnBatch, cfg: TrainConfig, 
             else:
                 skipped += 1
             steps.append(stats)
+    optimizer.zero_grad(set_to_none=True)  # the gradients' memory is free until the next update
     policy.model.eval()
     return {**over_steps(steps),
             "actor/grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
@@ -219,10 +254,11 @@ def write_samples(path: Path, part: str, trajs: list[Trajectory]) -> None:
     path.write_text(text)
 
 
-def save_final_policy(policy: Policy, run_dir: Path) -> None:
-    """Write ``run_dir/policy`` as a whole: it appears complete or not at all (it marks a finished run)."""
+def save_final_policy(policy: Policy, run_dir: Path, state_dict: dict | None = None) -> None:
+    """Write ``run_dir/policy`` as a whole: it appears complete or not at all (it marks a finished run).
+    ``state_dict``: the full weights of a sharded (FSDP) model."""
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".tmp-policy-"))
-    policy.save(tmp)
+    policy.save(tmp, state_dict)
     final = run_dir / "policy"
     if final.exists():
         old = Path(tempfile.mkdtemp(dir=run_dir, prefix=".old-policy-"))
@@ -290,7 +326,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    dp = DataParallel.from_env(cfg.device, cfg.fsdp)  # under torchrun: this rank (sampo_ref/distributed.py)
+    if dp and cfg.tasks_per_iter % dp.world:
+        raise ConfigError(f"tasks_per_iter={cfg.tasks_per_iter} is not allowed with {dp.world} ranks: "
+                          "expected a multiple of the number of ranks (each rank plays whole task groups)")
+    main = dp is None or dp.main  # the process that writes the run directory
+    device = dp.device if dp else pick_device(cfg.device)
     run_dir = Path(cfg.run_dir or default_run_dir(cfg))
     ckpt = None
     if resume:
@@ -299,13 +340,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
             tqdm.write(f"{run_dir} already finished its {cfg.iterations} iterations: nothing to do "
                        f"(--iterations N with a larger N continues it)")
             return RunResult(run_dir, done)
-        checkpoint.remove_leftovers(run_dir)
+        if main:
+            checkpoint.remove_leftovers(run_dir)
         ckpt = checkpoint.latest(run_dir)
-        if ckpt is None:
+        if ckpt is None and main:
             tqdm.write(f"{run_dir} has no checkpoint yet: starting it again from iteration 0")
     elif (run_dir / "metrics.jsonl").exists():
         raise ConfigError(f"run_dir={str(run_dir)!r} already holds a run (metrics.jsonl); continue it with "
                           f"sampo-ref train --resume {run_dir}, or choose another directory")
+    if dp:
+        dp.barrier()  # every rank has read run_dir before rank 0 writes into it
     task = make_task(cfg)
     policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
     check_answer_budget(cfg, policy, task)
@@ -319,22 +363,31 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
             raise ConfigError(f"{err}; the checkpoint is damaged: {checkpoint.RESTART}") from None
     if cfg.engine == "vllm":  # rollouts on vLLM; its weights follow every update (policy.updating)
         policy.use_engine(cfg.engine_memory, cfg.seed, torch.bfloat16 if cfg.dtype == "bfloat16" else None)
+    if dp:
+        dp.wrap(policy.model)  # DDP, or FSDP2 sharding in place (before the optimiser sees the parameters)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = checkpoint.restore(ckpt, optimizer, rng, gen) if ckpt is not None else 0
+    start = checkpoint.restore(ckpt, dp.optimizer_io(policy.model, optimizer) if dp else optimizer, rng, gen
+                               ) if ckpt is not None else 0
     if start > cfg.iterations:
         raise ConfigError(f"iterations={cfg.iterations} is not allowed: expected ≥ {start}, the iteration of "
                           f"the run's last checkpoint ({ckpt})")
     rollout_cfg = RolloutConfig(max_turns=task.max_turns, max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                 think=task.think)
-    metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start) if start else []
-    if not start:  # a new run, or one killed before its first checkpoint: begin with a clean directory
+    if not start:
+        metrics = []
+    elif main:
+        metrics = checkpoint.trim_metrics(run_dir / "metrics.jsonl", start)
+    else:  # the records up to the checkpoint, as rank 0 keeps them
+        metrics = checkpoint.read_metrics(run_dir / "metrics.jsonl", start)
+    if main and not start:  # a new run, or one killed before its first checkpoint: begin with a clean directory
         for stale in ("metrics.jsonl", "samples.txt", "learning_curve.png"):
             (run_dir / stale).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that fails its set-up leaves no directory
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    log = RunLog(run_dir, cfg.to_dict(), start, cfg.tensorboard, cfg.wandb_project)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that fails its set-up leaves no directory
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    log = RunLog(run_dir, cfg.to_dict(), start, cfg.tensorboard, cfg.wandb_project) if main else None
     watch = CollapseWatch()
     for m in metrics:  # a resumed run's watch knows the iterations before the checkpoint
         if "rollout/success" in m:
@@ -342,14 +395,20 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
 
     def write(record: dict) -> None:
         metrics.append(record)
-        log.write(record)
+        if log:
+            log.write(record)
+
+    def full_state():
+        """With FSDP every rank gathers the full weights and optimiser state (rank 0 writes them)."""
+        return dp.full_state(policy.model, optimizer) if dp and dp.fsdp else None
 
     title = f"{cfg.algo} on {task_label(cfg)}, seed {cfg.seed}"
 
     def held_out(iteration: int, **extra) -> tuple[dict, list[Trajectory]]:
         ev, trajs = evaluate(policy, task, task.eval_pool, cfg, seed=cfg.seed)
         write({"iteration": iteration, **extra, **ev})
-        plot_runs([run_dir], run_dir / "learning_curve.png", title)  # kept current: a killed run still has it
+        if main:
+            plot_runs([run_dir], run_dir / "learning_curve.png", title)  # kept current: a killed run still has it
         return ev, trajs
 
     def on_training_games() -> dict:
@@ -360,17 +419,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         write({"iteration": 0, **on_training_games()})
         held_out(0)
     bar = tqdm(range(start + 1, cfg.iterations + 1), desc=f"{cfg.algo} on {task_label(cfg)}", unit="it",
-               initial=start, total=cfg.iterations, disable=not cfg.progress)
+               initial=start, total=cfg.iterations, disable=not (cfg.progress and main))
     for it in bar:
         t0 = time.perf_counter()
         # 1. rollout (with dynamic sampling: drop all-equal groups and roll out again, docs/algorithms/dynamic_sampling.md#the-rule) -----
         generated: list[Trajectory] = []  # every trajectory of every try, kept or not
 
         def rollout_groups() -> list[list[Trajectory]]:
-            games = rng.sample(task.train_pool, cfg.tasks_per_iter)
+            games, play_rng = rng.sample(task.train_pool, cfg.tasks_per_iter), rng
+            if dp:  # whole groups per rank, each rank its own streams; every rank gets every trajectory
+                games, seed = dp.mine(games), rng.getrandbits(62)
+                torch.manual_seed(seed + dp.rank)
+                play_rng = random.Random(seed + dp.rank)
             with precision(cfg, policy.device):
                 trajs = collect(policy, task.envs(games, cfg.group_size), [str(g) for g in games], cfg.group_size,
-                                task.prompt, rollout_cfg, rng)
+                                task.prompt, rollout_cfg, play_rng)
+            trajs = dp.gather(trajs) if dp else trajs
             generated.extend(trajs)
             return [trajs[i : i + cfg.group_size] for i in range(0, len(trajs), cfg.group_size)]
 
@@ -382,11 +446,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
             groups, filter_info = rollout_groups(), {}
         trajs = [t for g in groups for t in g]
         batch = TurnBatch.from_trajectories(trajs, policy.pad_id)
-        if it == 1:
+        if it == 1 and main:
             write_samples(run_dir / "samples.txt", "first", trajs[: cfg.samples])
         t1 = time.perf_counter()
         # 2. old and reference log-probs --------------------------------------------------------
-        fill_old_logprobs(policy, ref_model, batch, cfg)
+        fill_old_logprobs(policy, ref_model, batch, cfg, dp)
         t2 = time.perf_counter()
         # 3. advantages -------------------------------------------------------------------------
         batch.adv = algo.advantages(batch, cfg)  # (B,)
@@ -394,7 +458,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
             batch.adv = penalise_invalid_advantage(batch.adv, batch.valid, cfg.invalid_adv_penalty)  # (B,)
         # 4. update -----------------------------------------------------------------------------
         with policy.updating():  # the engine (if any) sleeps through the update, then gets the new weights
-            upd = update(policy, algo, optimizer, batch, cfg, gen)
+            upd = update(policy, algo, optimizer, batch, cfg, gen, dp)
         t3 = time.perf_counter()
         # 5. log, evaluate, checkpoint ----------------------------------------------------------
         record = {"iteration": it, **rollout_metrics(trajs, batch, "rollout"), **upd,
@@ -405,7 +469,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
                   **batch_diagnostics(trajs, batch), "time/rollout": t1 - t0, "time/logprobs": t2 - t1,
                   "time/update": t3 - t2, "time/iteration": t3 - t0}
         for kind, message in watch.update(record).items():
-            if not any(f"warn/{kind}" in m for m in metrics):  # say it once; count it every time
+            if main and not any(f"warn/{kind}" in m for m in metrics):  # say it once; count it every time
                 tqdm.write(f"warning (iteration {it}): {message}")
             record[f"warn/{kind}"] = 1
         write(record)
@@ -418,15 +482,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
         if cfg.eval_every and it % cfg.eval_every == 0 and it != cfg.iterations:
             postfix["held-out"] = f"{held_out(it)[0]['eval/success']:.2f}"
         if cfg.save_every and (it % cfg.save_every == 0 or it == cfg.iterations):  # the last: a run can be continued
-            checkpoint.save(run_dir, it, policy, optimizer, rng, gen)
+            full = full_state()
+            if main:
+                checkpoint.save(run_dir, it, policy, optimizer, rng, gen, full)
         bar.set_postfix(postfix)
     # 6. final evaluation and artefacts ---------------------------------------------------------
     eval_after, final_trajs = held_out(cfg.iterations, final=True)
     write({"iteration": cfg.iterations, "final": True, **on_training_games()})
-    log.close()
-    write_samples(run_dir / "samples.txt", "final", final_trajs[: cfg.samples])
-    save_final_policy(policy, run_dir)  # last: a run with policy/ and final records has finished
+    full = full_state()
+    if main:
+        log.close()
+        write_samples(run_dir / "samples.txt", "final", final_trajs[: cfg.samples])
+        save_final_policy(policy, run_dir, full and full[0])  # last: a run with policy/ and final records has finished
     if task.workers is not None:
         task.workers.close()
+    if dp:
+        dp.barrier()  # rank 0 has written everything
+        dp.close()
     return RunResult(run_dir, metrics)
 

@@ -203,10 +203,13 @@ def test_gpu_benchmark_code_path_on_cpu_with_a_tiny_architecture(tmp_path, data)
     spec = importlib.util.spec_from_file_location("alfworld_gpu", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    out = bench.main(["--arch", "tiny", "--device", "cpu", "--dtype", "float32", "--tasks", "1", "--copies", "2",
+    out = bench.main(["--arch", "tiny", "--device", "cpu", "--dtype", "float32", "--engine", "hf", "--limits-model",
+                      "smoke", "--tasks", "1", "--copies", "2",
                       "--turns", "1", "--max-new-tokens", "4", "--iterations", "1", "--alfworld-data", str(data),
                       "--out", str(tmp_path)])
     assert json.loads((tmp_path / "alfworld_gpu.json").read_text()) == out
+    limits = json.loads((tmp_path / "limits.json").read_text())
+    assert [r["cache"] for r in limits["rows"] if "cache" in r] == ["dynamic"] and 0 < limits["rows"][-1]["mfu"] < 1
     (it,) = out["iterations"]
     assert it["rows"] == 2 and it["generated_tokens"] == 8 and it["optimizer_steps"] == 1  # random: never stops early
     assert out["estimate_200_steps_hours"]["50_turns_per_episode"] > 0
@@ -216,7 +219,7 @@ def test_env_workers_play_exactly_like_in_process_envs(data, task):
     """``start_workers``: the same games in persistent processes answer exactly as in this process."""
     from sampo_ref.envs.alfworld import AlfworldTask
 
-    remote = AlfworldTask(data)
+    remote = AlfworldTask(data, expert="planner")  # as the task fixture: its infos carry the expert's plan
     remote.start_workers(2)
     try:
         games = task.train_pool[:2]

@@ -132,3 +132,14 @@ def test_a_short_training_run_with_the_engine(tmp_path, user_cache):
     assert len(steps) == 3 and all(m["actor/optimizer_steps"] >= 1 for m in steps)
     assert max(m["actor/logp_mismatch"] for m in steps) < 1e-5
     assert 0 <= result.eval_after["eval/success"] <= 1
+
+
+def test_limits_bench_decodes_on_the_engine():
+    """The GPU check's decode comparison (sampo-ref bench limits --caches dynamic vllm), tiny shapes on CPU."""
+    from sampo_ref.bench_limits import LimitsBench, bench_limits
+
+    out = bench_limits(LimitsBench(models=["smoke"], caches=["dynamic", "vllm"], batch=2, prompt_len=16, new_tokens=4,
+                                   train_batch=2, dtype="float32", device="cpu", peak_tflops=1.0, repeats=1, copy_mib=8))
+    decode = {r["cache"]: r for r in out["rows"] if "cache" in r}
+    assert set(decode) == {"dynamic", "vllm"}
+    assert all(r["decode_tokens_per_s"] > 0 for r in decode.values())

@@ -184,7 +184,7 @@ class AlfworldTask:
         self.data_dir, self.eval_split = Path(data_dir).expanduser(), eval_split
         self.max_turns, self.win_reward, self.history = max_turns or MAX_TURNS, win_reward, history
         self.think = think
-        self.config = alfworld_config(self.data_dir, self.max_turns, expert)
+        self.config, self.expert = alfworld_config(self.data_dir, self.max_turns, expert), expert
         self.data_id = {"env": "alfworld", "data": str(self.data_dir), "history": history}
         self._split_envs = {split: get_environment("AlfredTWEnv")(self.config, SPLITS[split])
                             for split in dict.fromkeys(["train", eval_split])}
@@ -233,11 +233,13 @@ class AlfworldTask:
 
 
 @functools.lru_cache(maxsize=None)
-def _worker_task(data_dir: Path, eval_split: str, max_turns: int, win_reward: float) -> AlfworldTask:
+def _worker_task(data_dir: Path, eval_split: str, max_turns: int, win_reward: float, expert: str | None
+                 ) -> AlfworldTask:
     """The task inside an env worker, built once per worker (both splits, every game)."""
-    return AlfworldTask(data_dir, eval_split=eval_split, max_turns=max_turns, win_reward=win_reward)
+    return AlfworldTask(data_dir, eval_split=eval_split, max_turns=max_turns, win_reward=win_reward, expert=expert)
 
 
-def _worker_env(data_dir: Path, eval_split: str, max_turns: int, win_reward: float, game: Path) -> AlfworldEnv:
+def _worker_env(data_dir: Path, eval_split: str, max_turns: int, win_reward: float, expert: str | None,
+                game: Path) -> AlfworldEnv:
     """A new env on ``game`` inside an env worker (``AlfworldTask.start_workers``)."""
-    return _worker_task(data_dir, eval_split, max_turns, win_reward).new_env(game)
+    return _worker_task(data_dir, eval_split, max_turns, win_reward, expert).new_env(game)
