@@ -46,7 +46,7 @@ QWEN = {
     "4b": ("qwen3", dict(_QWEN_COMMON, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
                          num_attention_heads=32, num_key_value_heads=8, head_dim=128)),  # Qwen3-4B
     "smoke": ("qwen3", dict(vocab_size=512, tie_word_embeddings=True, hidden_size=64, intermediate_size=128,
-                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
                             max_position_embeddings=1024)),  # a few seconds on a CPU: tests the code path
 }
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}

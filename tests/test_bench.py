@@ -32,8 +32,8 @@ def test_model_sizes_match_the_published_qwen_models(name, published):
 
 
 def test_matmul_params_by_hand():
-    # smoke: V=512, d=64, I=128, L=2, H=4, KV=2, d_h=16, tied; Qwen3 has q/k norms, no biases
-    d, v, i, layers, q, kv, dh = 64, 512, 128, 2, 4 * 16, 2 * 16, 16
+    # smoke: V=512, d=64, I=128, L=2, H=4, KV=2, d_h=32, tied; Qwen3 has q/k norms, no biases
+    d, v, i, layers, q, kv, dh = 64, 512, 128, 2, 4 * 32, 2 * 32, 32
     per_layer = d * q + 2 * d * kv + q * d + 3 * d * i + 2 * d + 2 * dh  # q,k,v,o; MLP; 2 norms; q,k norms
     assert matmul_params(meta_model("smoke")) == v * d + layers * per_layer + d  # + final norm
     untied = AutoModelForCausalLM.from_config(model_config("smoke").__class__(
