@@ -57,7 +57,7 @@ def test_train_flops_by_hand():
     config = model_config("smoke")
     n, head = 106_880, 512 * 64
     p, t = 10, 6
-    attention = 12 * 2 * 4 * 16 * 16 * 16  # 12 · L · H · d_h · S² with S = 16
+    attention = 12 * 2 * 4 * 32 * 16 * 16  # 12 · L · H · d_h · S² with d_h = 32, S = 16
     assert train_flops_per_row(config, n, p, t) == 6 * (n - head) * 16 + 6 * head * 7 + attention
 
 
