@@ -27,7 +27,7 @@ from sampo_ref.policy import Policy  # noqa: E402
 from sampo_ref.rollout import RolloutConfig, TurnBatch, collect  # noqa: E402
 from sampo_ref.tiny import TinyConfig, new_model, train_tokenizer  # noqa: E402
 from sampo_ref.trainer import fill_old_logprobs  # noqa: E402
-from toy_envs import BatchEnv  # noqa: E402
+from sampo_ref.task import BatchEnv  # noqa: E402
 
 # name: (config overrides, how the ranks split the work)
 CASES = {
@@ -96,8 +96,8 @@ def main(out: Path) -> None:
             optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             optimizer.zero_grad(set_to_none=True)
             policy.model.train()
-            stats = minibatch_loss(policy, ALGORITHMS[cfg.algo], batch.select(torch.arange(ROWS)[dp.rank :: dp.world]),
-                                   cfg)
+            stats = {k: float(v.value) for k, v in minibatch_loss(
+                policy, ALGORITHMS[cfg.algo], batch.select(torch.arange(ROWS)[dp.rank :: dp.world]), cfg).items()}
             for p in policy.model.parameters():
                 dist.all_reduce(p.grad)
                 p.grad /= dp.world
