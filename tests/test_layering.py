@@ -18,14 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 # bottom to top; the same table is in docs/architecture.md
 LAYERS = [
     ("contract and maths", ["task", "cache", "checks", "parsing", "algos"]),
-    ("machinery", ["policy", "rollout", "tiny", "diagnostics", "manifest", "checkpoint", "plots"]),
+    ("machinery", ["policy", "engine", "distributed", "rollout", "tiny", "diagnostics", "manifest", "checkpoint", "plots"]),
     ("environment adapters", ["envs"]),
     ("configuration", ["config", "presets"]),
     ("set-up", ["setup", "evaluation", "runlog"]),
     ("tools", ["trainer", "bench", "bench_limits"]),
     ("command line", ["cli"]),
 ]
-TOY_ENVS_USERS = {"sampo_ref.envs.toy", "sampo_ref.bench"}  # the toy adapter, and the rollout benchmark's worker processes
+# the toy adapter, the rollout benchmark's worker processes, and the ALFWorld adapter (its --env-workers
+# use toy_envs.batch.ProcessBatchEnv, a generic worker pool)
+TOY_ENVS_USERS = {"sampo_ref.envs.toy", "sampo_ref.bench", "sampo_ref.envs.alfworld"}
 TOY_ENVS_MAY_USE = {"sampo_ref", "sampo_ref.cache"}
 
 

@@ -132,6 +132,11 @@ for name, result in results.items():
 figure = plot_runs([r.run_dir for r in results.values()], OUT / "comparison.png",
                    title="GRPO vs GSPO vs SAMPO, coin level 1: a 3-iteration demonstration, one seed")
 print("wrote", figure)
+try:  # in a notebook, show the saved figure inline (plot_runs draws off-screen, for the command line too)
+    from IPython.display import Image, display
+    display(Image(filename=str(figure)))
+except ImportError:  # a plain script without IPython: the path above is the figure
+    pass
 
 # %% [markdown]
 # What to look at, even in a run this short:
