@@ -35,23 +35,24 @@ def main() -> None:
         cfg = dataclasses.replace(base, seed=seed, progress=False,
                                   run_dir=f"runs/seeds-{stamp}/{args.preset}-{base.family}-L{base.level}-s{seed}")
         r = train(cfg)
-        rows.append((seed, r.train_before["eval/success"], r.train_after["eval/success"],
-                     r.eval_before["eval/success"], r.eval_after["eval/success"],
-                     r.eval_after["eval/valid_action"], (time.perf_counter() - start) / 60))
-        print(f"seed {seed} done: held-out {rows[-1][3]:.3f} -> {rows[-1][4]:.3f}", flush=True)
+        rows.append((seed, r.eval_before["eval/success"], r.eval_after["eval/success"],
+                     r.eval_before["eval/valid_action"], r.eval_after["eval/valid_action"],
+                     r.train_before["eval/success"], r.train_after["eval/success"], (time.perf_counter() - start) / 60))
+        print(f"seed {seed} done: held-out {rows[-1][1]:.3f} -> {rows[-1][2]:.3f}", flush=True)
     print(f"\n{args.preset} ({base.algo}) on {base.family} level {base.level}, {base.iterations} iterations, "
           f"{base.train_games} training games, {base.eval_games} held-out games\n")
-    print("| seed | training games before | after | held-out before | after | held-out valid actions | minutes |")
-    print("|---|---|---|---|---|---|---|")
-    for seed, tb, ta, eb, ea, va, minutes in rows:
-        print(f"| {seed} | {tb:.1%} | {ta:.1%} | {eb:.1%} | {ea:.1%} | {va:.1%} | {minutes:.1f} |")
+    print("| seed | held-out before | after | held-out valid actions before | after | training games before | after "
+          "| minutes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for seed, *values, minutes in rows:
+        print(f"| {seed} | " + " | ".join(f"{v:.1%}" for v in values) + f" | {minutes:.1f} |")
 
     def ms(i):
         values = [row[i] for row in rows]
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.1%} ± {sd:.1%}"
 
-    print(f"| mean ± std | {ms(1)} | {ms(2)} | {ms(3)} | {ms(4)} | {ms(5)} | {statistics.mean(r[6] for r in rows):.1f} |")
+    print("| mean ± std | " + " | ".join(ms(i) for i in range(1, 7)) + f" | {statistics.mean(r[7] for r in rows):.1f} |")
 
 
 if __name__ == "__main__":

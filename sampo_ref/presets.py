@@ -76,7 +76,7 @@ SCALES: dict[str, Scale] = {
     "alfworld": Scale(common=dict(
         env="alfworld", model="UCLA-SCAI/Qwen3-4B-rft-alfworld", iterations=200,
         train_games=0, eval_games=0, eval_split="valid_seen",  # all 3,553 training games; every valid_seen game once
-        max_turns=50, history=2, win_reward=10.0, invalid_penalty=0.1,
+        max_turns=50, history=2, win_reward=10.0, invalid_penalty=0.1, invalid_adv_penalty=0.0,
         tasks_per_iter=16, group_size=8, mini_batch_size=256, ppo_epochs=1,
         lr=1e-6, weight_decay=0.01, max_grad_norm=1.0, kl_coef=0.01, entropy_coef=0.001,
         max_new_tokens=512, temperature=1.0, top_p=1.0, top_k=0,  # <think> answers: [ARL] response length 512

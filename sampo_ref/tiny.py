@@ -7,12 +7,13 @@ Three steps, each a plain function:
    ``AutoTokenizer`` reloads our BPE unchanged: transformers 5 maps a ``qwen2`` config to
    ``Qwen2Tokenizer``, whose digit-splitting pre-tokenizer would change the ids);
 3. ``warm_start``: supervised imitation of (prompt, action) pairs, from one of two sources
-   (``TinyConfig.warm_start``): ``random`` (the default), uniformly random admissible actions,
-   which teach the ``<action>…</action>`` format and nothing of the solution; ``teacher``, the
-   turns of the episodes that a generic, imperfect explorer won: rejection-sampled fine-tuning,
-   ARLArena's RFT cold start in miniature (arXiv 2602.21534: a stronger model's successful
-   trajectories). The warm-started policy's own success is measured before RL starts (iteration
-   0), so what RL adds is visible.
+   (``TinyConfig.warm_start``): ``teacher`` (the default on the toy tasks), the turns of the
+   episodes that a generic, imperfect explorer won: rejection-sampled fine-tuning, ARLArena's RFT
+   cold start in miniature (arXiv 2602.21534: a stronger model's successful trajectories);
+   ``random``, uniformly random admissible actions, which teach the ``<action>…</action>`` format
+   and nothing of the solution (the start on ALFWorld, where no teacher exists). The
+   warm-started policy's own success is measured before RL starts (iteration 0), so what RL adds
+   is visible.
 
 The result is saved with ``save_pretrained`` under the cache, keyed by a hash of everything that
 shapes it, and reloads like any Hugging Face model (``--model <that dir>`` works too). The SHA-256
@@ -54,11 +55,11 @@ class TinyConfig:
     layers: int = 2
     heads: int = 4
     intermediate_size: int = 384
-    warm_start: str = "random"  # random: uniformly random admissible actions; teacher: won episodes of the explorer teacher
+    warm_start: str = "teacher"  # teacher: won episodes of the explorer teacher; random: uniformly random admissible actions
     teacher_noise: float = 0.5  # the teacher's share of uniformly random admissible commands
     random_share: float = 0.0  # with the teacher: this share of the examples comes from random play instead
-    warm_start_games: int = 16  # the first training games; play on them gives the examples
-    warm_start_examples: int = 6000  # (prompt, action) pairs
+    warm_start_games: int = 64  # the first training games; play on them gives the examples
+    warm_start_examples: int = 18000  # (prompt, action) pairs
     warm_start_epochs: int = 2
     warm_start_lr: float = 3e-3
     warm_start_batch: int = 64

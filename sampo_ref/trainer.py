@@ -351,7 +351,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> RunResult:
     if dp:
         dp.barrier()  # every rank has read run_dir before rank 0 writes into it
     task = make_task(cfg)
+    if dp and not main:  # rank 0 builds the tiny policy's cache alone (only rank 0 writes weights), then all load it
+        dp.barrier()
     policy = make_policy(cfg, task, device)  # the initial policy, which is also the reference
+    if dp and main:
+        dp.barrier()
     check_answer_budget(cfg, policy, task)
     ref_model = make_reference(cfg, policy)
     if cfg.env_workers:  # after make_policy: the tiny policy's warm-start plays in this process

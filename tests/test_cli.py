@@ -92,4 +92,4 @@ def test_a_resumed_run_prints_its_own_preset(tmp_path, capsys, monkeypatch):
         eval_before=scores, eval_after=scores, train_before=scores, train_after=scores, run_dir=run_dir))
     code, out, _ = run(capsys, "train", "--resume", str(run_dir))
     assert code == 0 and seen == [("grpo", True)]
-    assert "\ngrpo (grpo) on coin level 1" in out
+    assert "\ngrpo (grpo) on coin level 4" in out

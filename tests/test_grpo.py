@@ -258,8 +258,9 @@ def test_penalty_only_group_is_scale_free():
 
 
 def test_invalid_cost_on_the_advantage_is_not_rescaled():
-    """c_adv after the normalisation: the same all-fail group gives valid turns exactly 0 and the
-    invalid turn exactly -c_adv; in a group that won, only the invalid rows move, by exactly -c_adv."""
+    """c_adv after the normalisation, min(A, 0) - c_adv on invalid rows: the same all-fail group
+    gives valid turns exactly 0 and the invalid turn exactly -c_adv; in a group that won, only the
+    invalid rows move: a failed episode's by exactly -c_adv, a won episode's (A > 0) to exactly -c_adv."""
     valid = torch.tensor([True] * 9 + [False])
     group = torch.zeros(10, dtype=torch.long)
     for c_adv in (0.1, 0.5):
@@ -271,3 +272,7 @@ def test_invalid_cost_on_the_advantage_is_not_rescaled():
     moved = penalise_invalid_advantage(plain, valid, 0.1)
     assert torch.equal(moved[:9], plain[:9])
     assert moved[9].item() == pytest.approx(plain[9].item() - 0.1)
+    won_invalid = torch.tensor([False] + [True] * 9)  # row 0 is an invalid turn of a won episode
+    assert plain[0] > 0
+    moved = penalise_invalid_advantage(plain, won_invalid, 0.1)
+    assert moved[0].item() == pytest.approx(-0.1) and torch.equal(moved[1:], plain[1:])

@@ -1,20 +1,22 @@
-"""Learning: the default toy experiment, shortened, raises success on its training games; and every
+"""Learning: the default toy experiment, shortened, raises held-out success and validity; and every
 variant (one preset per code path) improves within a few iterations.
 
-The default test: the default preset (``sampo``) for 12 iterations (16 training games, 32
-held-out games), measured over seeds 0-2 in docs/results.md ("The learning test"):
-training-game success rose by +44 to +69 points (+69 for seed 0, the seed used here) and held-out
-success rose for every seed. It asserts +30 points and no held-out drop: a margin below the worst
-measured seed.
+The default test: the default run (``sampo``, coin level 4, 128 held-out games) stopped after 20
+of its 30 iterations; a run has no schedule that depends on its length, so this is exactly the
+20-iteration evaluation of the full runs in docs/results.md ("The learning test"). Measured there
+for seeds 0-2: held-out success rose by +30.4, +17.2 and +35.2 points, held-out valid actions by
++9.5, +10.8 and +21.8 points. The test (seed 0) asserts +10 and +5 points: below the worst seed,
+including the two seeds it does not run.
 
 The variant test: ``VARIANT_RUN``, 8 iterations of each preset on coin level 1 with a 10-turn
-limit; "improving" = success on its 32 training games (one episode each, evaluation sampling)
+limit, from the random-action warm start (``VARIANT_TINY``); "improving" = success on its 32 training games (one episode each, evaluation sampling)
 rises by ``MIN_VARIANT_GAIN``. The margin comes from ``python tests/test_learning.py 0 1``
 (every variant, seeds 0 and 1; table in docs/results.md).
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -27,11 +29,12 @@ from sampo_ref.presets import preset_config
 from sampo_ref.trainer import train
 from conftest import use_user_cache
 
-MIN_TRAIN_GAIN = 0.30  # training-game success must rise by at least 30 points
+MIN_HELD_OUT_GAIN = 0.10  # held-out success must rise by at least 10 points (smallest measured: +17.2)
+MIN_VALID_GAIN = 0.05  # and held-out valid actions by 5 (smallest measured: +9.5)
 
 # one preset per code path: each algorithm file, seq-mean aggregation, the DAPO filter, the sequence mask
 VARIANTS = ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "dapo_grpo", "sampo", "sapo", "grpo_sm"]
-VARIANT_RUN = dict(family="coin", level=1, max_turns=10, iterations=8, train_games=32, eval_games=4, tasks_per_iter=8,
+VARIANT_RUN = dict(family="coin", level=1, max_turns=10, invalid_adv_penalty=0.0, iterations=8, train_games=32, eval_games=4, tasks_per_iter=8,
                    group_size=8, mini_batch_size=128, micro_batch_size=128, cold_start_steps=1, eval_every=0,
                    save_every=0, samples=0, tensorboard=False, progress=False)
 MIN_VARIANT_GAIN = 0.10  # the smallest measured gain over seeds 0-1 was +0.16 (cispo)
@@ -39,19 +42,30 @@ MIN_VARIANT_GAIN = 0.10  # the smallest measured gain over seeds 0-1 was +0.16 (
 
 @pytest.mark.slow
 def test_default_experiment_learns(tmp_path, user_cache):
-    cfg = preset_config(DEFAULT_PRESET, iterations=12, train_games=16, eval_games=32, eval_every=0, seed=0,
-                        run_dir=str(tmp_path / "run"), progress=False)
+    cfg = preset_config(DEFAULT_PRESET, iterations=20, eval_every=0, seed=0, run_dir=str(tmp_path / "run"),
+                        progress=False)
     result = train(cfg)
-    gain = result.train_after["eval/success"] - result.train_before["eval/success"]
-    assert gain >= MIN_TRAIN_GAIN, f"training-game success rose by {gain:.2f} < {MIN_TRAIN_GAIN}"
-    assert result.eval_after["eval/success"] >= result.eval_before["eval/success"], "held-out success fell"
+    before, after = result.eval_before, result.eval_after
+    gain = after["eval/success"] - before["eval/success"]
+    assert gain >= MIN_HELD_OUT_GAIN, f"held-out success rose by {gain:.3f} < {MIN_HELD_OUT_GAIN}"
+    valid_gain = after["eval/valid_action"] - before["eval/valid_action"]
+    assert valid_gain >= MIN_VALID_GAIN, f"held-out valid actions rose by {valid_gain:.3f} < {MIN_VALID_GAIN}"
     # the run directory holds what the README promises
     for name in ("config.json", "metrics.jsonl", "learning_curve.png", "samples.txt", "policy/config.json"):
         assert (result.run_dir / name).exists(), name
 
 
+# the variants start from the cheap random-action warm start (6,000 examples, 16 games: built in
+# under a minute), which wins few coin-1 games: room to improve in 8 iterations
+VARIANT_TINY = dict(warm_start="random", warm_start_games=16, warm_start_examples=6000)
+
+
 def variant_gain(preset: str, seed: int, run_dir: str) -> tuple[float, float]:
     """Success on the 32 training games (one episode each, evaluation sampling) before and after a short run."""
+    from sampo_ref import setup
+    from sampo_ref.tiny import TinyConfig
+
+    setup.TinyConfig = functools.partial(TinyConfig, **VARIANT_TINY)  # in this worker process only
     result = train(preset_config(preset, **VARIANT_RUN, seed=seed, run_dir=run_dir))
     return result.train_before["eval/success"], result.train_after["eval/success"]
 

@@ -7,12 +7,14 @@ worker processes: ≈8 s on 2 cores, mostly TextWorld's start-up in each worker)
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 from sampo_ref.task import BatchEnv
 from toy_envs import INVALID_FEEDBACK, LEVELS, TextGameEnv, ensure_games, game_info, game_path
+from toy_envs import env as toy_env
 from toy_envs import games as games_module
 
 INVALID_ACTIONS = ["", "   ", "\\", "\\\\", "x" * 10_000, "é漢字", "go nowhere", "take coin please"]
@@ -117,6 +119,7 @@ def test_walkthrough_wins_with_reward_exactly_once(coin_games, win_reward):
 
 @pytest.mark.parametrize("action", INVALID_ACTIONS)
 def test_invalid_action_is_not_sent_and_changes_nothing(env, action, monkeypatch):
+    monkeypatch.setattr(toy_env, "TRANSITIONS", toy_env.Transitions())  # nothing remembered: every step is played
     _, before = env.reset()
     sent = []
     engine_step = env._tw.step
@@ -130,6 +133,45 @@ def test_invalid_action_is_not_sent_and_changes_nothing(env, action, monkeypatch
     for command in before["walkthrough"]:
         *_, info = env.step(command)
     assert info["won"] and sent == before["walkthrough"]
+
+
+def test_remembered_transitions_answer_exactly_as_the_engine(coin_games, monkeypatch):
+    """Random episodes on two envs of one game: one answers from the transition memory (filled by
+    earlier episodes, so most steps are remembered), the other always from the engine. Every
+    observation, reward, flag and info (the raw text with its move counts included) is equal."""
+    memory = toy_env.Transitions()
+    monkeypatch.setattr(toy_env, "TRANSITIONS", memory)
+    remembered, played = TextGameEnv(coin_games[0]), TextGameEnv(coin_games[0])
+    rng, steps, hits = random.Random(0), 0, 0
+    for _ in range(12):
+        assert remembered.reset() == played.reset()
+        info, done = remembered._info, False
+        while not done:
+            action = rng.choice(info["admissible_commands"] + ["go nowhere"])
+            hits += (remembered.game_file, remembered._state.key, action) in memory.step
+            result = remembered.step(action)
+            with monkeypatch.context() as m:
+                m.setattr(toy_env, "TRANSITIONS", toy_env.Transitions())
+                assert played.step(action) == result, (steps, action)
+            info, done, steps = result[4], result[2] or result[3], steps + 1
+    assert steps > 100 and hits > steps / 2, "most steps came from the memory"
+    # a new step after remembered ones: the engine catches up (reset, replay), then plays it
+    monkeypatch.setattr(toy_env, "TRANSITIONS", toy_env.Transitions())
+    sent = []
+    engine_step = remembered._tw.step
+    monkeypatch.setattr(remembered._tw, "step", lambda command: sent.append(command) or engine_step(command))
+    _, info = remembered.reset()
+    first = info["walkthrough"][0]
+    remembered.step(first)  # new: played
+    remembered.step("look")  # new: played
+    remembered.reset()
+    remembered.step(first)  # remembered: the engine is not asked
+    assert sent == [first, "look"]
+    result = remembered.step("inventory")  # new in that state, and the engine is one step ahead
+    assert sent == [first, "look", first, "inventory"]
+    played.reset()
+    played.step(first)
+    assert played.step("inventory") == result
 
 
 def test_admissible_commands_are_matched_after_strip_and_lower_case(env):
@@ -253,3 +295,25 @@ def test_damaged_cached_games_are_made_again(coin_games, monkeypatch):
     monkeypatch.setattr(games_module, "generate_game", lambda family, level, seed: generated.append(seed))
     ensure_games("coin", 1, [0, *damaged, 42], workers=1, progress=False)
     assert generated == [*damaged, 42]
+
+
+def test_toy_prompt_reads_goal_last_actions_and_the_shuffled_list_but_no_room(coin_games):
+    """docs/environments.md: the goal, the last H actions, the admissible list in a fresh order;
+    the room name (a handle to memorise the training games by) is not shown."""
+    from sampo_ref.envs.toy import toy_prompt
+    from sampo_ref.task import PromptInput
+
+    env = TextGameEnv(coin_games[0])
+    obs, info = env.reset()
+    past = []
+    for command in info["walkthrough"][:2]:
+        past.append((obs, info, command))
+        obs, *_, info = env.step(command)
+    lines = toy_prompt(PromptInput(obs, obs, info, past, 2), random.Random(0), "coin", history=1).split("\n")
+    assert lines[0] == "goal: find the coin and take it"
+    assert lines[1] == f"history: {past[-1][2]}"
+    assert lines[2].startswith("actions: ") and sorted(lines[2][9:].split("; ")) == sorted(info["admissible_commands"])
+    assert len(lines) == 3 and info["room"].lower() not in "\n".join(lines)
+    orders = {toy_prompt(PromptInput(obs, obs, info, past, 2), random.Random(s), "coin") for s in range(8)}
+    assert len(orders) > 1, "the list is shuffled"
+    env.close()

@@ -10,6 +10,13 @@ admissible commands (in ``info``) and answers with a command:
 reward = ``win_reward`` on the turn the game is won, else 0 (TextWorld's score is cumulative and
 rewards sub-goals; it is not used). terminated = won or lost; truncated = the turn limit was
 reached first.
+
+The games are deterministic, so the env remembers every transition it has seen: the answer to
+(state, command), keyed by the game's logical state (its set of facts), is shared by every env of
+the same game in a process (``Transitions``). A remembered step does not run the engine (a
+TextWorld step costs ≈4 ms, most of it computing the admissible commands); the engine catches up,
+by replaying the episode's commands from a reset, only when a step is new. Observations and infos
+are exactly those of the engine (tests/test_toy_envs.py plays both side by side).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import os
 import re
 import string
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -37,6 +45,43 @@ _FROTZ_SEED = 1234
 _REQUEST_INFOS = textworld.EnvInfos(admissible_commands=True, won=True, lost=True, extras=["walkthrough"])
 _BANNER_CHARS = set(" _|$\\/<>")  # the "TEXTWORLD" ASCII-art banner of the first observation
 _END_QUESTION = "Would you like to RESTART, RESTORE a saved game, QUIT or UNDO the last command?"
+_STATUS_MOVES = re.compile(r"(\d+)/\d+(\s*)$")
+_END_MOVES = re.compile(r"(You scored \d+ out of a possible \d+, in )\d+ turns?")
+MAX_TRANSITIONS = 200_000  # per process; beyond it new transitions are played but not remembered
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the engine answers in one state: everything the env reads from a TextWorld game state."""
+
+    key: tuple[str, ...]  # the logical state: its facts, sorted
+    feedback: str
+    admissible: tuple[str, ...]
+    won: bool
+    lost: bool
+    room: str
+    walkthrough: tuple[str, ...]
+
+    @classmethod
+    def of(cls, state: Any) -> "Outcome":
+        return cls(tuple(sorted(map(str, state["_facts"]))), state["feedback"], tuple(state["admissible_commands"]),
+                   bool(state["won"]), bool(state["lost"]), _player_room(state), tuple(state["extra.walkthrough"]))
+
+
+class Transitions:
+    """Every (game, state, command) → Outcome seen in this process, and each game's start."""
+
+    def __init__(self, limit: int = MAX_TRANSITIONS):
+        self.limit = limit
+        self.start: dict[str, Outcome] = {}
+        self.step: dict[tuple[str, tuple[str, ...], str], Outcome] = {}
+
+    def remember(self, game: str, key: tuple[str, ...], command: str, outcome: Outcome) -> None:
+        if len(self.step) < self.limit:
+            self.step[game, key, command] = outcome
+
+
+TRANSITIONS = Transitions()
 
 
 def clean_observation(raw: str) -> str:
@@ -85,6 +130,10 @@ class TextGameEnv(gym.Env):
             warnings.simplefilter("ignore", UnsupportedGameWarning)
             self._tw = textworld.start(self.game_file, request_infos=_REQUEST_INFOS)
         self._tw.seed(_FROTZ_SEED)  # applies from the next reset
+        self._engine_path: list[str] | None = None  # commands the engine has played since its reset (None: not reset)
+        self._path: list[str] = []  # admissible commands of this episode so far
+        self._state: Outcome | None = None  # the state the episode is in
+        self._engine_state: Outcome | None = None  # the state the engine is in
         self._info: dict[str, Any] = {}
         self._admissible: dict[str, str] = {}  # lower-cased command → the engine's spelling
         self._done = True
@@ -93,8 +142,11 @@ class TextGameEnv(gym.Env):
         """Restart the game from its initial state. The game is deterministic: `seed` only seeds `np_random`."""
         super().reset(seed=seed)
         self._done = False
-        obs = self._observe(self._tw.reset(), turn=0)
-        return obs, self._info_copy()
+        self._path = []
+        outcome = TRANSITIONS.start.get(self.game_file)
+        if outcome is None:
+            outcome = TRANSITIONS.start[self.game_file] = self._engine_reset()
+        return self._observe(outcome, turn=0), self._info_copy()
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Play one turn; a non-admissible `action` costs the turn and changes nothing."""
@@ -103,8 +155,9 @@ class TextGameEnv(gym.Env):
         turn = self._info["turn"] + 1
         command = self._admissible.get(action.strip().lower()) if isinstance(action, str) else None
         if command is not None:
-            state, _, _ = self._tw.step(command)
-            obs = self._observe(state, turn)
+            outcome = self._transition(command)
+            self._path.append(command)
+            obs = self._observe(outcome, turn)
         else:
             obs = INVALID_FEEDBACK
             # Same state, so the same anchor: GiGPO groups this turn with the others taken from it.
@@ -119,22 +172,50 @@ class TextGameEnv(gym.Env):
         """Stop the game engine."""
         self._tw.close()
 
-    def _observe(self, state: Any, turn: int) -> str:
-        """Take in a TextWorld game state: update the env's info and admissible set, return the observation."""
-        obs = clean_observation(state["feedback"])
-        room = _player_room(state)
+    def _transition(self, command: str) -> Outcome:
+        """The outcome of ``command`` in the current state: remembered, else played on the engine."""
+        outcome = TRANSITIONS.step.get((self.game_file, self._state.key, command))
+        if outcome is not None:
+            return outcome
+        if self._engine_path != self._path:  # the engine is behind: replay this episode from its start
+            self._engine_reset()
+            for past in self._path:
+                self._engine_step(past)
+        return self._engine_step(command)
+
+    def _engine_reset(self) -> Outcome:
+        outcome = self._engine_state = Outcome.of(self._tw.reset())
+        self._engine_path = []
+        return outcome
+
+    def _engine_step(self, command: str) -> Outcome:
+        state, _, _ = self._tw.step(command)
+        outcome = Outcome.of(state)
+        TRANSITIONS.remember(self.game_file, self._engine_state.key, command, outcome)
+        self._engine_path.append(command)
+        self._engine_state = outcome
+        return outcome
+
+    def _observe(self, outcome: Outcome, turn: int) -> str:
+        """Take in a game state: update the env's state, info and admissible set, return the observation."""
+        self._state = outcome
+        # the engine's text counts the moves in two places, the status line ("<score>/<moves>") and the
+        # end of the game ("..., in <moves> turns."): this episode's count, whichever episode was remembered
+        moves = len(self._path) + 1
+        feedback = _END_MOVES.sub(rf"\g<1>{moves} turns", _STATUS_MOVES.sub(rf"\g<1>/{moves}\g<2>", outcome.feedback))
+        obs = clean_observation(feedback)
         self._info = {
-            "admissible_commands": list(state["admissible_commands"]),
-            "won": bool(state["won"]),
-            "lost": bool(state["lost"]),
-            "raw_observation": state["feedback"],
-            "room": room,
-            "anchor": f"{room}\n{obs}",
-            "walkthrough": list(state["extra.walkthrough"]),
+            "admissible_commands": list(outcome.admissible),
+            "won": outcome.won,
+            "lost": outcome.lost,
+            "raw_observation": feedback,
+            "room": outcome.room,
+            "anchor": f"{outcome.room}\n{obs}",
+            "walkthrough": list(outcome.walkthrough),
             "turn": turn,
         }
         # Some names keep capitals ("take Quote of the Day Calendar"): match lower-cased, send as spelled.
-        self._admissible = {c.lower(): c for c in self._info["admissible_commands"]}
+        self._admissible = {c.lower(): c for c in outcome.admissible}
         return obs
 
     def _info_copy(self) -> dict[str, Any]:

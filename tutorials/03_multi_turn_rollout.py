@@ -39,15 +39,16 @@ rng = random.Random(0)
 # %% [markdown]
 # ## 1. The task and the policy
 #
-# The default toy task: the **coin** family, level 1 (a chain of three rooms; find the coin and
+# The default toy task: the **coin** family, level 4 (a chain of eight rooms; find the coin and
 # take it). `make_task` generates the games offline (TextWorld) or reuses the cache. The tiny policy
 # is a 2-layer Llama-architecture transformer with its own byte-level BPE, warm-started to answer
-# `<action>…</action>` by imitating *uniformly random* admissible actions: it knows the format,
-# not the solution. `make_policy` builds it on the first 16 training games, exactly as
-# `sampo-ref train` does, so both share one cached copy.
+# `<action>…</action>` by imitating the won episodes of a generic explorer (it never walks
+# straight back, and half its moves are random): it knows the format and some of the way.
+# `make_policy` builds it from this config's 16 training games, as `sampo-ref train` would for
+# the same config, and caches it.
 
 # %%
-cfg = TrainConfig(train_games=16, eval_games=0)  # toy defaults: coin level 1, 16 new tokens per turn, temperature 1
+cfg = TrainConfig(train_games=16, eval_games=0)  # toy defaults: coin level 4, 16 new tokens per turn, temperature 1
 task = make_task(cfg)
 policy = make_policy(cfg, task, torch.device("cpu"))
 n_params = sum(p.numel() for p in policy.model.parameters())
@@ -57,8 +58,8 @@ print(f"policy: {n_params / 1e6:.2f}M parameters, vocabulary {len(policy.tokeniz
 # %% [markdown]
 # ## 2. The prompt
 #
-# Each turn the prompt is rebuilt from scratch: the goal, the current room, the last $H=2$
-# (room, action) pairs and the admissible actions in a fresh random order (docs/alfworld.md#2-the-testbed). It goes
+# Each turn the prompt is rebuilt from scratch: the goal, the last $H=2$ actions and the
+# admissible actions in a fresh random order (docs/alfworld.md#2-the-testbed). It goes
 # through the tokenizer's chat template as one user message. Here is a first-turn prompt:
 
 # %%
@@ -85,7 +86,7 @@ for tau in trajs:
     print(f"group_id …{tau.group_id & 0xFFFF:04x}  traj_id …{tau.traj_id & 0xFFFF:04x}  {Path(tau.task).name:10s} "
           f"won={tau.won!s:5}  turns={len(tau.turns):2d}  return R={tau.episode_return:g}")
 success = sum(t.won for t in trajs) / len(trajs)
-print(f"\nsuccess {success:.0%}; random admissible play wins 62% of coin level 1 within 20 turns (docs/toy_baselines.md)")
+print(f"\nsuccess {success:.0%}; random admissible play wins 1.6% of coin level 4 within 20 turns (docs/toy_baselines.md)")
 
 tau = max(trajs, key=lambda t: (t.won, -len(t.turns)))  # a short won episode, if there is one
 print(f"\none trajectory, turn by turn (won={tau.won}):")

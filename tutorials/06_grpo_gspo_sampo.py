@@ -130,7 +130,7 @@ for name, result in results.items():
 
 # %%
 figure = plot_runs([r.run_dir for r in results.values()], OUT / "comparison.png",
-                   title="GRPO vs GSPO vs SAMPO, coin level 1: a 3-iteration demonstration, one seed")
+                   title="GRPO vs GSPO vs SAMPO, coin level 4: a 3-iteration demonstration, one seed")
 print("wrote", figure)
 try:  # in a notebook, show the saved figure inline (plot_runs draws off-screen, for the command line too)
     from IPython.display import Image, display

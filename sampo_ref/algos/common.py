@@ -85,13 +85,16 @@ def row_scores(episode_return: torch.Tensor, valid: torch.Tensor, invalid_penalt
 
 # --8<-- [start:invalid_advantage]
 def penalise_invalid_advantage(adv: torch.Tensor, valid: torch.Tensor, penalty: float) -> torch.Tensor:
-    """A_j - c_adv * (1 - v_j): a fixed cost on the invalid turn's own advantage, added **after** the
-    group normalisation (project option; docs/results.md "Invalid actions"). All (B,).
+    """min(A_j, 0) - c_adv on an invalid turn, A_j unchanged on a valid one, **after** the group
+    normalisation (project option; docs/results.md "Invalid actions"). All (B,).
 
-    Unlike c_inv inside the score (S1), it is not rescaled by a group's σ: in a group whose episodes
-    all fail alike, valid turns keep A = 0 (no reward for valid loops) and invalid turns get -c_adv.
+    An invalid command changes nothing but the turn count, so it cannot have helped its episode:
+    it earns no share of a win's credit (the clamp), and it costs c_adv. Unlike c_inv inside the
+    score (S1), the cost is not rescaled by a group's σ: it cannot outweigh the win signal in a
+    group whose episodes all fail alike.
     """
-    return adv - penalty * (1.0 - valid.to(adv.dtype))
+    invalid = valid.to(adv.dtype) < 0.5
+    return torch.where(invalid, adv.clamp(max=0.0) - penalty, adv)
 # --8<-- [end:invalid_advantage]
 
 
