@@ -33,6 +33,8 @@ ROWS: dict[str, tuple[str, dict, dict]] = {
                    dict(warm_start_examples=6000), dict()),
     "teacher": ("the default: the explorer's won episodes, 18,000 examples from 64 games; SAMPO, c_adv = 0.1",
                 dict(), dict()),
+    "teacher-build1": ("the default recipe, build seed 1 (TinyConfig.seed)", dict(seed=1), dict()),
+    "teacher-build2": ("the default recipe, build seed 2", dict(seed=2), dict()),
     "teacher-no-cost": ("the default start, RL without any cost for invalid actions",
                         dict(), dict(invalid_adv_penalty=0.0)),
     "teacher-cinv": ("the default start, ARLArena's c_inv = 0.1 in the score (S1) instead of c_adv",

@@ -133,7 +133,7 @@ def warm_start(policy: Policy, examples: list[tuple[str, str]], cfg: TinyConfig)
 
 
 def cache_key(cfg: TinyConfig, data_id: dict) -> str:
-    blob = json.dumps({"tiny": asdict(cfg), "data": data_id, "version": 1}, sort_keys=True)
+    blob = json.dumps({"tiny": asdict(cfg), "data": data_id, "version": 2}, sort_keys=True)  # 2: built on one thread
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -155,11 +155,19 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str
         tqdm.write(f"tiny policy cache {out}: {problem}; building it again")
     # building draws random numbers (weight init); the caller's random streams must not depend on
     # whether the policy was built now or loaded from the cache
+    # one torch thread, whatever the machine: the imitation is sensitive to how float sums round
+    # (the default built on two threads generalises far worse: docs/results.md#how-robust-the-warm-start-is),
+    # and on one thread every machine with the same libraries builds the same policy
+    threads = torch.get_num_threads()
     with torch.random.fork_rng():
-        examples, about = make_examples()
-        tokenizer = train_tokenizer([f"{p}<action>{a}</action>" for p, a in examples], cfg.vocab_size)
-        policy = Policy(new_model(cfg, tokenizer), tokenizer, torch.device("cpu"))
-        losses = warm_start(policy, examples, cfg)
+        torch.set_num_threads(1)
+        try:
+            examples, about = make_examples()
+            tokenizer = train_tokenizer([f"{p}<action>{a}</action>" for p, a in examples], cfg.vocab_size)
+            policy = Policy(new_model(cfg, tokenizer), tokenizer, torch.device("cpu"))
+            losses = warm_start(policy, examples, cfg)
+        finally:
+            torch.set_num_threads(threads)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))
     policy.save(tmp)

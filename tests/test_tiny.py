@@ -25,6 +25,22 @@ def test_build_is_deterministic_cached_and_leaves_the_random_stream_alone(tmp_pa
     assert not list((tmp_path / "a").glob(".tmp-*")), "no half-built policy left behind"
 
 
+def test_build_runs_on_one_thread_and_gives_the_callers_threads_back(tmp_path, monkeypatch):
+    """The imitation is sensitive to float rounding (docs/results.md#how-robust-the-warm-start-is):
+    on one torch thread every machine builds the same policy, and the caller keeps its own count."""
+    from sampo_ref import tiny
+
+    seen, original = [], tiny.warm_start
+    monkeypatch.setattr(tiny, "warm_start", lambda *args: seen.append(torch.get_num_threads()) or original(*args))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        build_tiny(CFG, lambda: (EXAMPLES, {}), {"data": "threads"}, tmp_path)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_warm_start_teaches_the_format(tmp_path):
     """After the warm-start the policy answers <action>…</action> with an admissible action."""
