@@ -5,8 +5,10 @@ The default test: the default run (``sampo``, coin level 4, 128 held-out games) 
 of its 30 iterations; a run has no schedule that depends on its length, so this is exactly the
 20-iteration evaluation of the full runs in docs/results.md ("The learning test"). Measured there
 for seeds 0-2: held-out success rose by +30.4, +17.2 and +35.2 points, held-out valid actions by
-+9.5, +10.8 and +21.8 points. The test (seed 0) asserts +10 and +5 points: below the worst seed,
-including the two seeds it does not run.
++9.5, +10.8 and +21.8 points, each run on one torch thread. The test (seed 0, one thread too)
+asserts +10 and +5 points: below the worst seed, including the two seeds it does not run. On two
+threads the same seed rounds differently and learned less (docs/results.md): the test checks the
+measured run, not every float path.
 
 The variant test: ``VARIANT_RUN``, 8 iterations of each preset on coin level 1 with a 10-turn
 limit, from the random-action warm start (``VARIANT_TINY``) and without the invalid-action cost
@@ -24,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from sampo_ref.presets import DEFAULT_PRESET
 from sampo_ref.presets import preset_config
@@ -47,7 +50,12 @@ NO_GAIN_ASSERTED = {"cispo"}
 def test_default_experiment_learns(tmp_path, user_cache):
     cfg = preset_config(DEFAULT_PRESET, iterations=20, eval_every=0, seed=0, run_dir=str(tmp_path / "run"),
                         progress=False)
-    result = train(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the measured runs' thread count: on two threads seed 0 rounds elsewhere and learns less
+    try:
+        result = train(cfg)
+    finally:
+        torch.set_num_threads(threads)
     before, after = result.eval_before, result.eval_after
     gain = after["eval/success"] - before["eval/success"]
     assert gain >= MIN_HELD_OUT_GAIN, f"held-out success rose by {gain:.3f} < {MIN_HELD_OUT_GAIN}"
