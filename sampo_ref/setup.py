@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import random
 from pathlib import Path
 
@@ -46,8 +47,7 @@ def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None 
     ``tiny`` build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
     if path is None and cfg.model == "tiny":
         # the teacher is an explorer of toy rooms; on ALFWorld the tiny policy learns the format only
-        tiny = TinyConfig() if cfg.env == "toy" else TinyConfig(warm_start="random", warm_start_games=16,
-                                                                warm_start_examples=6000)
+        tiny = TinyConfig() if cfg.env == "toy" else dataclasses.replace(TinyConfig(), warm_start="random")
         games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
         data_id = {**task.data_id, "games": len(games)}
 
