@@ -30,20 +30,20 @@ def test_summarise_by_hand():
 
 @pytest.mark.slow
 def test_eval_of_a_run_reproduces_its_final_held_out_success(tmp_path, user_cache, capsys):
-    cfg = TrainConfig(iterations=1, train_games=4, eval_games=8, tasks_per_iter=2, group_size=2, mini_batch_size=64,
+    cfg = TrainConfig(iterations=1, train_games=16, eval_games=8, tasks_per_iter=2, group_size=2, mini_batch_size=64,
                       micro_batch_size=64, eval_every=0, save_every=0, seed=3, progress=False, tensorboard=False,
                       run_dir=str(tmp_path / "run"))
     result = train(cfg)
     main(["eval", str(tmp_path / "run")])
     results = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert results["sampling"]["seed"] == 3  # the run's own seed by default
-    assert results["tasks"]["coin-L1"]["all"]["success"] == result.eval_after["eval/success"]
-    assert results["tasks"]["coin-L1"]["all"]["episodes"] == 8
-    assert "| coin-L1 | all | 8 |" in capsys.readouterr().out
+    assert results["tasks"]["coin-L4"]["all"]["success"] == result.eval_after["eval/success"]
+    assert results["tasks"]["coin-L4"]["all"]["episodes"] == 8
+    assert "| coin-L4 | all | 8 |" in capsys.readouterr().out
     # a save_pretrained folder is a model, not a run (its config.json names a model_type)
     main(["eval", str(tmp_path / "run" / "policy"), "--games", "2", "--out", str(tmp_path / "model.json")])
     results = json.loads((tmp_path / "model.json").read_text())
-    assert not results["run"] and results["tasks"]["coin-L1"]["all"]["episodes"] == 2
+    assert not results["run"] and results["tasks"]["coin-L4"]["all"]["episodes"] == 2
 
 
 @pytest.mark.parametrize("target, is_run", [("tiny", False), ("Qwen/Qwen3-0.6B", False), ("run", True)])
