@@ -28,7 +28,7 @@ def test_plot_writes_a_png_and_groups_seeds(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     settings = [_setting(r) for r in runs]
     assert settings[0] == settings[1] != settings[2]  # the seed is not part of the setting
-    assert _labels([settings[0], settings[2]]) == ["grpo · coin L1, lr=0.0005", "grpo · coin L1, lr=0.001"]
+    assert _labels([settings[0], settings[2]]) == ["grpo · coin L4, lr=0.0005", "grpo · coin L4, lr=0.001"]
 
 
 def test_plot_names_a_directory_that_is_not_a_run(tmp_path):
