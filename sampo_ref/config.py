@@ -67,7 +67,7 @@ class TrainConfig:
     win_reward: float = 1.0
     """r^env on the winning turn (ALFWorld uses 10)."""
     invalid_penalty: float = 0.0
-    """c_inv in (S1), subtracted from an invalid turn's row score. ARLArena (and --preset <row>-cinv at toy scale): 0.1. Toy default 0: with GRPO's σ-normalisation any c_inv > 0 gives every valid turn of an all-fail group A > 0, and the tiny policy collapses into valid loops (docs/results.md)."""
+    """c_inv in (S1), subtracted from an invalid turn's row score. ARLArena and every alfworld-* preset: 0.1 (at toy scale with --invalid-adv-penalty 0). Toy default 0: with GRPO's σ-normalisation any c_inv > 0 gives every valid turn of an all-fail group A > 0, and the tiny policy collapses into valid loops (docs/results.md)."""
     invalid_adv_penalty: float = 0.1
     """c_adv: an invalid turn's advantage becomes min(A_j, 0) - c_adv after the group normalisation: no credit from a win it did not help, and a cost the σ of an all-fail group cannot blow up (project choice, the toy default; docs/results.md#invalid-actions)."""
     env_workers: int = 0
