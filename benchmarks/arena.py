@@ -1,7 +1,7 @@
-"""The arena at toy scale: every ARLArena preset × several seeds on one toy task, in parallel.
+"""The arena at toy scale: the paper's main-table presets × several seeds on the default toy task.
 
-    .venv/bin/python benchmarks/arena.py                      # the full arena (docs/arena.md)
-    .venv/bin/python benchmarks/arena.py --presets grpo cispo --seeds 0 --iterations 2 --out runs/arena-dry
+    .venv/bin/python benchmarks/arena.py                      # the arena of docs/arena.md (10 presets × 5 seeds)
+    .venv/bin/python benchmarks/arena.py --presets grpo cispo --seeds 0 --iterations 2 --out runs/arena-dry --report runs/arena-dry/report
 
 Each (preset, seed) trains in its own run directory ``OUT/<preset>-s<seed>`` through
 ``sampo_ref.presets.preset_config`` and ``sampo_ref.trainer.train``, in ``--workers`` processes of
@@ -11,9 +11,12 @@ checkpoint, or from scratch if it has none).
 
 Afterwards it writes, into ``--report`` (default docs/img/arena):
 
-* ``results.md``: one row per preset (mean ± std over seeds) under the collapse rule of ``collapsed``;
-* ``results.json``: the per-run summaries, the arena config, the command and the wall time;
+* ``results.md``: one row per preset (mean ± std over seeds) under the collapse rule of ``collapsed``,
+  then each preset against GRPO (``versus_grpo``: the final held-out success difference, paired by seed,
+  with a 95 % bootstrap interval) beside the direction of the paper's ALFWorld row;
+* ``results.json``: the per-run summaries, the comparison, the arena config, the command and the wall time;
 * ``success.png``: held-out and training-rollout success per preset, mean ± std over seeds;
+* ``versus_grpo.png``: each preset's difference to GRPO with its interval, and the paper's direction;
 * ``kl_split.png``: k3 KL to the reference split by advantage sign × ratio direction (Finding 2);
 * ``stability.png``: the largest gradient norm of each rollout's updates and the valid-format ratio.
 
@@ -37,15 +40,19 @@ import numpy as np
 # The paper's table in its order (docs/dimensions.md#presets), then Search-Agent SAPO, then the sequence-masked extras (Finding 3).
 PRESETS = ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "dapo_grpo", "dapo_gigpo", "sampo",
            "sapo", "grpo_sm", "soft_sapo_sm", "cispo_sm"]
+MAIN = PRESETS[:10]  # the rows of the paper's main table: the default arena
 
-# Shared by every arena run on top of each preset (which sets only its four axes), chosen so that a run
-# takes a minute or two on one CPU thread and the update is aggressive enough for the surrogates to
-# differ (docs/arena.md): coin level 1 with a 10-turn limit, 4 tasks × 8 copies per iteration
-# (≈ 290 turn-rows) cut into 16-row mini-batches, so ≈ 19 optimiser steps per rollout, all but the
-# first off-policy (the toy default takes ≈ 9 steps of 128 rows from a 4× larger batch).
-ARENA = dict(family="coin", level=1, max_turns=10, iterations=12, tasks_per_iter=4, group_size=8, train_games=32,
-             eval_games=32, mini_batch_size=16, micro_batch_size=16, lr=5e-4, eval_every=3, save_every=3,
-             samples=1, progress=False, device="cpu")
+# The direction of each row's ALFWorld success against GRPO's in the paper's main table (arXiv 2602.21534,
+# [ARL] public/table.png; relative change in %): what the arena's comparison is read against.
+PAPER_VS_GRPO = {"grpo_st": 16.4, "soft_sapo": -59.7, "cispo": -12.7, "gspo": 26.1, "gigpo": 30.0, "empg": -7.1,
+                 "dapo_grpo": -20.5, "dapo_gigpo": -2.9, "sampo": 48.7}
+
+# Shared by every arena run on top of each preset (which sets only its four axes): the default toy
+# experiment (coin level 4, 20-turn limit, 8 tasks × 8 copies, 128-row mini-batches, 128 held-out
+# games, c_adv = 0.1), shortened to ``iterations`` and evaluated every 5. Why, mechanism by
+# mechanism, in docs/arena.md#the-setting-and-why.
+ARENA = dict(iterations=20, eval_every=5, save_every=5, samples=1, progress=False, device="cpu")
+BOOTSTRAP = 10_000  # resamples of the seeds for each interval
 
 KL_BINS = {  # metrics.jsonl key → bin of the KL-to-reference split of docs/metrics.md
     "kl_ref/pos_up": "A>0, ratio up",
@@ -57,8 +64,8 @@ KL_BINS = {  # metrics.jsonl key → bin of the KL-to-reference split of docs/me
 # The collapse rule (docs/arena.md). A run collapsed when any of these holds:
 # * fell: its final held-out success lies at least COLLAPSE_DROP below its best held-out success and
 #   below COLLAPSE_SHARE of it (it learned, then lost most of it);
-# * dead: its last COLLAPSE_LAST training rollouts won no episode at all (the warm start wins ≈ 6–9 % of
-#   them, so 0 of 3 × 32 episodes by chance has probability ≈ 3e-3 or less);
+# * dead: its last COLLAPSE_LAST training rollouts won no episode at all (the warm start wins ≈ 40 % of
+#   its 64 rollout episodes; a policy that still wins 3 % of them wins none of 3 × 64 with probability ≈ 3e-3);
 # * format: a training rollout's valid-format ratio fell below COLLAPSE_FORMAT.
 COLLAPSE_DROP, COLLAPSE_SHARE, COLLAPSE_LAST, COLLAPSE_FORMAT = 0.2, 0.5, 3, 0.5
 
@@ -196,6 +203,59 @@ def table(summaries: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def paired_bootstrap(diffs: list[float], resamples: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of the per-seed differences and its 95 % percentile-bootstrap interval (seeds resampled
+    with replacement, ``resamples`` times, from a fixed generator: the report is reproducible)."""
+    d = np.asarray(diffs, dtype=float)
+    means = np.random.default_rng(seed).choice(d, size=(resamples, len(d)), replace=True).mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(d.mean()), float(low), float(high)
+
+
+def direction(low: float, high: float) -> str:
+    """↑ when the whole interval lies above zero, ↓ when below, ≈ when it holds zero (not resolved)."""
+    return "↑" if low > 0 else "↓" if high < 0 else "≈"
+
+
+def versus_grpo(per_run: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Each preset's final held-out success minus GRPO's on the same seeds, with its bootstrap interval,
+    next to the paper's ALFWorld direction; presets without a seed in common with GRPO are left out."""
+    out = {}
+    grpo = per_run.get("grpo", {})
+    for preset, runs in per_run.items():
+        seeds = sorted(set(runs) & set(grpo), key=lambda s: int(s[1:]))
+        if preset == "grpo" or not seeds:
+            continue
+        mean, low, high = paired_bootstrap([runs[s]["final"] - grpo[s]["final"] for s in seeds])
+        paper = PAPER_VS_GRPO.get(preset)
+        ours = direction(low, high)
+        out[preset] = {"seeds": seeds, "diff": mean, "low": low, "high": high, "ours": ours,
+                       "paper": None if paper is None else ("↑" if paper > 0 else "↓"), "paper_relative": paper,
+                       "agrees": None if paper is None or ours == "≈" else ours == ("↑" if paper > 0 else "↓")}
+    return out
+
+
+def versus_table(per_run: dict[str, dict[str, dict]], comparison: dict[str, dict]) -> str:
+    """The comparison in markdown, presets ranked by mean final held-out success (GRPO included)."""
+    mean = {p: float(np.mean([s["final"] for s in runs.values()])) for p, runs in per_run.items()}
+    lines = ["| rank | preset | held-out success, final | − GRPO (paired by seed) | 95 % bootstrap interval "
+             "| ours | paper (ALFWorld success vs GRPO) | agrees |", "|---|---|---|---|---|---|---|---|"]
+    for rank, preset in enumerate(sorted(mean, key=mean.get, reverse=True), 1):
+        c = comparison.get(preset)
+        if c is None:
+            lines.append(f"| {rank} | {preset} | {mean[preset]:.1%} | – | – | – | – | – |")
+            continue
+        paper = "–" if c["paper"] is None else f"{c['paper']} {c['paper_relative']:+.1f} %"
+        agrees = {None: "not resolved" if c["paper"] else "–", True: "yes", False: "**no**"}[c["agrees"]]
+        lines.append(f"| {rank} | {preset} | {mean[preset]:.1%} | {100 * c['diff']:+.1f} pt | "
+                     f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] pt | {c['ours']} | {paper} | {agrees} |")
+    rows = [c for c in comparison.values() if c["paper"] is not None]
+    resolved = [c for c in rows if c["agrees"] is not None]
+    lines.append(f"\nThe paper's direction is reproduced on {sum(c['agrees'] for c in resolved)} of {len(rows)} rows "
+                 f"against GRPO; {len(resolved)} of the {len(rows)} intervals exclude zero.")
+    return "\n".join(lines)
+
+
 # --- figures --------------------------------------------------------------------------------------
 
 
@@ -258,6 +318,26 @@ def plot_success(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -
     _save(plt, fig, axes, path)
 
 
+def plot_versus_grpo(comparison: dict[str, dict], path: Path, subtitle: str) -> None:
+    """Each preset's difference to GRPO (points, 95 % bootstrap intervals) and the paper's direction (arrows)."""
+    plt, fig, axes = _grid(1, f"Final held-out success minus GRPO's, paired by seed — {subtitle}")
+    fig.set_size_inches(8, 0.45 * len(comparison) + 1.6)
+    ax = axes[0]
+    names = list(comparison)[::-1]
+    for y, preset in enumerate(names):
+        c = comparison[preset]
+        ax.errorbar(100 * c["diff"], y, xerr=[[100 * (c["diff"] - c["low"])], [100 * (c["high"] - c["diff"])]],
+                    fmt="o", color="tab:blue", capsize=3, label="ours: mean, 95 % interval" if y == 0 else None)
+        if c["paper"] is not None:
+            ax.annotate(c["paper"], (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=11,
+                        color="tab:green" if c["paper"] == "↑" else "tab:red")
+    ax.axvline(0, color="0.5", linewidth=1)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("percentage points (right margin: the paper's ALFWorld direction)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator())
+    _save(plt, fig, axes, path)
+
+
 def plot_kl_split(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -> None:
     """One panel per preset: k3 KL to the reference in the four bins of docs/metrics.md (mean, seeds' range, log scale)."""
     plt, fig, axes = _grid(len(runs), f"k3 KL to the reference by advantage sign × ratio direction (mean, band: "
@@ -307,14 +387,22 @@ def report(out: Path, presets: list[str], seeds: list[int], overrides: dict, rep
         raise SystemExit(f"no finished run under {out} for presets {presets} and seeds {seeds}")
     report_dir.mkdir(parents=True, exist_ok=True)
     cfg = {**ARENA, **overrides}
-    subtitle = f"{cfg['family']} L{cfg['level']}, {cfg['iterations']} iterations"
+    preset, seed = next((p, s) for p, r in per_run.items() for s in r)
+    trained = json.loads((run_dir(out, preset, int(seed[1:])) / "config.json").read_text())  # the task the runs had
+    subtitle = f"{trained['family']} L{trained['level']}, {trained['iterations']} iterations"
+    comparison = versus_grpo(per_run)
     text = table({p: list(r.values()) for p, r in per_run.items()})
+    if comparison:
+        text += "\n\n" + versus_table(per_run, comparison)
     (report_dir / "results.md").write_text(text + "\n")
     (report_dir / "results.json").write_text(json.dumps(
         {"arena": cfg, **extra, "collapse_rule": {"drop": COLLAPSE_DROP, "share": COLLAPSE_SHARE,
                                                   "last": COLLAPSE_LAST, "format": COLLAPSE_FORMAT},
-         "runs": per_run}, indent=1))
+         "bootstrap": {"resamples": BOOTSTRAP, "interval": "95 % percentile, seeds resampled", "seed": 0},
+         "versus_grpo": comparison, "runs": per_run}, indent=1))
     plot_success(runs, report_dir / "success.png", subtitle)
+    if comparison:
+        plot_versus_grpo(comparison, report_dir / "versus_grpo.png", subtitle)
     plot_stability(runs, report_dir / "stability.png", subtitle)
     if any(k in r for seeds_ in runs.values() for records in seeds_ for r in records for k in KL_BINS):
         plot_kl_split(runs, report_dir / "kl_split.png", subtitle)
@@ -323,8 +411,9 @@ def report(out: Path, presets: list[str], seeds: list[int], overrides: dict, rep
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=PRESETS, help="presets to run (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--presets", nargs="+", default=MAIN, help=f"presets to run (default: the main table's; "
+                        f"all: {' '.join(PRESETS)})")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--workers", type=int, default=2, help="parallel runs (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--out", type=Path, default=Path("runs/arena"), help="parent of the run directories")

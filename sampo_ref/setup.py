@@ -48,7 +48,7 @@ def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None 
     if path is None and cfg.model == "tiny":
         # the teacher is an explorer of toy rooms; on ALFWorld the tiny policy learns the format only
         tiny = TinyConfig() if cfg.env == "toy" else dataclasses.replace(TinyConfig(), warm_start="random")
-        games = task.train_pool[: tiny.warm_start_games]  # a fixed subset: every run of this task shares the cache
+        games = task.warm_start_pool(tiny.warm_start_games)  # fixed games: every run of this task shares the cache
         data_id = {**task.data_id, "games": len(games)}
 
         def examples():

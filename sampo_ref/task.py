@@ -113,6 +113,10 @@ class Task(Protocol):
     require_think: bool  # the strict <think>/<action> answer format (real LLMs), else <action> only
     data_id: dict  # names the tiny policy's warm-start data (its cache key)
 
+    def warm_start_pool(self, n: int) -> list[Path]:
+        """The training games the tiny policy's warm start plays: the first ``n`` of the task's own
+        ordering, however large the run's pool is (every run of the task shares one build)."""
+
     def envs(self, games: list[Path], copies: int) -> BatchEnv:
         """``copies`` envs per game, game-major (env i plays games[i // copies])."""
 

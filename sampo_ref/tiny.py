@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from tqdm import tqdm
 
 from sampo_ref.manifest import manifest_problem, write_manifest
@@ -148,6 +149,15 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str
     hashes is replaced.
     """
     out = cache_dir / f"tiny-{cache_key(cfg, data_id)}"
+    if out.exists() and manifest_problem(out) is None:
+        return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache_dir / f"{out.name}.lock"):  # a second process that needs it waits, then reuses it
+        return _build(cfg, make_examples, data_id, cache_dir, out)
+
+
+def _build(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str, str]], dict]], data_id: dict,
+           cache_dir: Path, out: Path) -> Path:
     problem = manifest_problem(out) if out.exists() else None
     if out.exists() and problem is None:
         return out
@@ -157,7 +167,8 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str
     # whether the policy was built now or loaded from the cache
     # one torch thread, whatever the machine: the imitation is sensitive to how float sums round
     # (the default built on two threads generalises far worse: docs/results.md#how-robust-the-warm-start-is),
-    # and on one thread every machine with the same libraries builds the same policy
+    # so the build does not depend on the core count; it still depends on the CPU's kernels (the same
+    # libraries on another CPU built a different policy, same page)
     threads = torch.get_num_threads()
     with torch.random.fork_rng():
         torch.set_num_threads(1)
@@ -168,7 +179,6 @@ def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str
             losses = warm_start(policy, examples, cfg)
         finally:
             torch.set_num_threads(threads)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))
     policy.save(tmp)
     (tmp / "warm_start.json").write_text(json.dumps({"config": asdict(cfg), "data": data_id, "examples": about,

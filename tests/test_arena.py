@@ -96,7 +96,8 @@ def test_report_writes_table_json_and_figures(tmp_path):
     assert (tmp_path / "report" / "results.md").read_text() == text + "\n"
     summary = json.loads((tmp_path / "report" / "results.json").read_text())
     assert sorted(summary["runs"]["cispo"]) == ["s0", "s1"] and summary["command"] == "x"
-    for name in ("success.png", "kl_split.png", "stability.png"):
+    assert summary["versus_grpo"]["cispo"]["seeds"] == ["s0", "s1"] and "− GRPO (paired by seed)" in text
+    for name in ("success.png", "kl_split.png", "stability.png", "versus_grpo.png"):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -130,3 +131,41 @@ def test_arena_presets_are_the_papers_rows_plus_extras():
 def test_a_finished_run_is_skipped(tmp_path):
     fake_arena(tmp_path, ["grpo"], [0])
     assert arena.run_one(tmp_path, "grpo", 0, {}) == ("grpo", 0, 0.0, "skipped")
+
+
+def test_paired_bootstrap_matches_the_exact_bootstrap_distribution():
+    import itertools
+
+    diffs = [0.10, -0.05, 0.30, 0.20, 0.05]
+    mean, low, high = arena.paired_bootstrap(diffs)
+    assert mean == pytest.approx(0.12)
+    # every one of the 5^5 equally likely resamples, enumerated: the exact percentile interval
+    exact = sorted(sum(c) / 5 for c in itertools.product(diffs, repeat=5))
+    assert low == pytest.approx(exact[int(0.025 * len(exact))], abs=0.01)
+    assert high == pytest.approx(exact[int(0.975 * len(exact))], abs=0.01)
+    assert arena.paired_bootstrap([0.1] * 5) == pytest.approx((0.1, 0.1, 0.1))
+    assert arena.paired_bootstrap(diffs) == (mean, low, high)  # a fixed generator: the report is reproducible
+
+
+@pytest.mark.parametrize("low, high, expected", [(0.01, 0.2, "↑"), (-0.2, -0.01, "↓"), (-0.1, 0.1, "≈"), (0.0, 0.1, "≈")])
+def test_direction_needs_the_whole_interval_on_one_side(low, high, expected):
+    assert arena.direction(low, high) == expected
+
+
+def test_versus_grpo_pairs_by_seed_and_reads_the_papers_direction():
+    per_run = {"grpo": {"s0": {"final": 0.4}, "s1": {"final": 0.5}, "s2": {"final": 0.9}},
+               "sampo": {"s0": {"final": 0.7}, "s1": {"final": 0.8}},  # s2 missing: compared on s0, s1 only
+               "cispo": {"s0": {"final": 0.5}, "s1": {"final": 0.4}, "s2": {"final": 0.9}},
+               "sapo": {"s0": {"final": 0.1}}}  # not a row of the paper's table
+    c = arena.versus_grpo(per_run)
+    assert set(c) == {"sampo", "cispo", "sapo"}
+    assert c["sampo"]["seeds"] == ["s0", "s1"] and c["sampo"]["diff"] == pytest.approx(0.3)
+    assert (c["sampo"]["ours"], c["sampo"]["paper"], c["sampo"]["agrees"]) == ("↑", "↑", True)
+    assert (c["cispo"]["ours"], c["cispo"]["paper"], c["cispo"]["agrees"]) == ("≈", "↓", None)  # +0.1, −0.1, 0
+    assert (c["sapo"]["ours"], c["sapo"]["paper"], c["sapo"]["agrees"]) == ("↓", None, None)
+    text = arena.versus_table(per_run, c)
+    rows = [line.split(" | ") for line in text.splitlines()[2:6]]
+    assert [r[1] for r in rows] == ["sampo", "grpo", "cispo", "sapo"]  # ranked by mean final success
+    assert rows[0][3:8] == ["+30.0 pt", "[+30.0, +30.0] pt", "↑", "↑ +48.7 %", "yes |"]
+    assert rows[2][7] == "not resolved |"
+    assert "reproduced on 1 of 2 rows against GRPO; 1 of the 2 intervals exclude zero" in text

@@ -22,7 +22,7 @@ import distributed_update as du
 from conftest import USER_CACHE
 from sampo_ref.checkpoint import read_metrics
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.xdist_group("distributed")]  # one worker runs the module fixture
 TESTS = Path(__file__).parent
 
 

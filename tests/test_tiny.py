@@ -27,7 +27,7 @@ def test_build_is_deterministic_cached_and_leaves_the_random_stream_alone(tmp_pa
 
 def test_build_runs_on_one_thread_and_gives_the_callers_threads_back(tmp_path, monkeypatch):
     """The imitation is sensitive to float rounding (docs/results.md#how-robust-the-warm-start-is):
-    on one torch thread every machine builds the same policy, and the caller keeps its own count."""
+    on one torch thread the build does not depend on the core count, and the caller keeps its own count."""
     from sampo_ref import tiny
 
     seen, original = [], tiny.warm_start
@@ -39,6 +39,23 @@ def test_build_runs_on_one_thread_and_gives_the_callers_threads_back(tmp_path, m
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_two_processes_that_need_the_same_policy_build_it_once(tmp_path):
+    """The second caller waits on the build's lock file and reuses the first one's policy."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        built = list(pool.map(_build_counting, [tmp_path] * 2))
+    assert built[0][0] == built[1][0] and sorted(n for _, n in built) == [0, 1], built
+
+
+def _build_counting(root):
+    """Build CFG in ``root``; returns (its directory, how many times this process made the examples)."""
+    made = []
+    path = build_tiny(CFG, lambda: made.append(1) or (EXAMPLES, {}), {"data": "lock"}, root)
+    return path, len(made)
 
 
 @pytest.mark.slow

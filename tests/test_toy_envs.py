@@ -245,6 +245,16 @@ def test_teacher_data_comes_from_won_episodes(coin_games):
     assert all(action != "look" for _, action in pairs), "a turn of a lost episode was kept"
 
 
+def test_the_warm_start_pool_does_not_depend_on_the_runs_pool(coin_games):
+    """A smaller run plays the same warm-start games as a larger one: seeds 0 .. n-1, never held out."""
+    from sampo_ref.envs.toy import ToyTask
+
+    small = ToyTask("coin", 1, train_games=1, eval_games=1, progress=False)
+    large = ToyTask("coin", 1, train_games=2, eval_games=0, progress=False)
+    assert small.warm_start_pool(2) == large.warm_start_pool(2) == large.train_pool
+    assert small.warm_start_pool(1) == small.train_pool and small.eval_pool[0] not in large.train_pool
+
+
 def test_the_env_cache_is_bounded_and_a_remade_env_plays_alike(coin_games):
     """At most ``limit`` envs are kept (least recently used games go first, never one of the batch
     asked for); an env made again after its eviction plays exactly as the one that was dropped."""

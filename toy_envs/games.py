@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from filelock import FileLock
 from tqdm import tqdm
 
 from sampo_ref import cache  # the one place that says where caches live (a leaf module)
@@ -110,10 +111,22 @@ def ensure_games(family: str, level: int, seeds: Iterable[int], workers: int = 2
 
     Missing (or stale) games are compiled in a pool of `workers` processes (in-process when one worker
     or one game suffices), with a tqdm progress bar showing rate and ETA. Cached games are reused.
+    Two processes that need the same games make them once: the second waits on a lock file beside
+    them, then finds them cached.
     """
     seeds = [int(seed) for seed in seeds]
     paths = [game_path(family, level, seed) for seed in seeds]
     settings = check_family_level(family, level).settings
+    if not any(_cache_problem(path, settings) for path in paths):
+        return paths
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(paths[0].parent / ".lock"):
+        _make_missing(family, level, seeds, paths, settings, workers, progress)
+    return paths
+
+
+def _make_missing(family: str, level: int, seeds: list[int], paths: list[Path], settings: dict, workers: int,
+                  progress: bool) -> None:
     problems = {seed: _cache_problem(path, settings) for seed, path in zip(seeds, paths)}
     missing = sorted(seed for seed, problem in problems.items() if problem)
     for seed in missing:
@@ -132,7 +145,6 @@ def ensure_games(family: str, level: int, seeds: Iterable[int], workers: int = 2
                 for future in as_completed([pool.submit(generate_game, family, level, s) for s in missing]):
                     future.result()  # re-raise a worker's error here
                     bar.update()
-    return paths
 
 
 def generate_game(family: str, level: int, seed: int) -> Path:

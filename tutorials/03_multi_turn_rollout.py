@@ -44,8 +44,8 @@ rng = random.Random(0)
 # is a 2-layer Llama-architecture transformer with its own byte-level BPE, warm-started to answer
 # `<action>…</action>` by imitating the won episodes of a generic explorer (it never walks
 # straight back, and half its moves are random): it knows the format and some of the way.
-# `make_policy` builds it from this config's 16 training games, as `sampo-ref train` would for
-# the same config, and caches it.
+# `make_policy` builds it from the task's first 64 training games (generated if this config's
+# pool of 16 is smaller), the same policy `sampo-ref train` uses, and caches it.
 
 # %%
 cfg = TrainConfig(train_games=16, eval_games=0)  # toy defaults: coin level 4, 16 new tokens per turn, temperature 1

@@ -194,6 +194,10 @@ class AlfworldTask:
         self.env_cache = EnvCache(self.new_env)  # each new env registers a TextWorld gym id: reuse them
         self.workers: ProcessBatchEnv | None = None
 
+    def warm_start_pool(self, n: int) -> list[Path]:
+        """The first ``n`` games of this run's training pool."""
+        return self.train_pool[:n]
+
     def start_workers(self, workers: int) -> None:
         """From now on ``envs`` plays in ``workers`` persistent processes (same results, in parallel:
         an ``AlfredTWEnv`` steps ~10–15 times a second, alfworld issue #23)."""

@@ -65,7 +65,7 @@ class ToyTask:
     def __init__(self, family: str, level: int, train_games: int, eval_games: int, max_turns: int = 0,
                  win_reward: float = 1.0, history: int = 2, instruction: bool = False, progress: bool = True):
         self.family, self.level, self.history, self.win_reward = family, level, history, win_reward
-        self.instruction = instruction
+        self.instruction, self.progress = instruction, progress
         # the tiny policy answers <action> only; real LLMs may think first (docs/architecture.md#the-toy-prompt)
         self.think = "optional" if instruction else "none"
         self.max_turns = max_turns or LEVELS[family][level].max_turns
@@ -78,6 +78,13 @@ class ToyTask:
         self.data_id = dict(family=family, level=level, history=history, prompt=2)
         self.env_cache = EnvCache(partial(TextGameEnv, max_turns=self.max_turns, win_reward=self.win_reward))
         self.workers: ProcessBatchEnv | None = None
+
+    def warm_start_pool(self, n: int) -> list[Path]:
+        """Training seeds 0 .. n-1, generated if this run's pool is smaller: a 16-game run and the
+        default 64-game run start from the same tiny policy (never a held-out seed)."""
+        if n <= len(self.train_pool):
+            return self.train_pool[:n]
+        return ensure_games(self.family, self.level, range(n), progress=self.progress)
 
     def start_workers(self, workers: int) -> None:
         """From now on ``envs`` plays in ``workers`` persistent processes (same results, in parallel)."""
