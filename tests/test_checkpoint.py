@@ -25,6 +25,16 @@ SMALL = dict(train_games=16, eval_games=4, tasks_per_iter=2, group_size=4, mini_
              eval_every=0, progress=False, seed=1)
 
 
+@pytest.fixture
+def built(user_cache):
+    """The games and the tiny policy of SMALL, made (or waited for, when another worker is making
+    them) before a test starts a timed subprocess that needs them."""
+    from sampo_ref.trainer import make_policy, make_task
+
+    cfg = TrainConfig(**SMALL)
+    make_policy(cfg, make_task(cfg), torch.device("cpu"))
+
+
 def comparable(metrics: list[dict]) -> list[dict]:
     """Everything but wall-clock times."""
     return [{k: v for k, v in m.items() if not k.startswith("time/")} for m in metrics]
@@ -66,7 +76,7 @@ def test_two_plus_two_with_resume_equals_four(tmp_path, user_cache, monkeypatch)
 
 
 @TRAINS
-def test_ctrl_c_says_how_to_resume(tmp_path):
+def test_ctrl_c_says_how_to_resume(tmp_path, built):
     run_dir = tmp_path / "run"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k != "progress"]
     cmd = [sys.executable, "-m", "sampo_ref.cli", "train", *flags, "--no-progress", "--iterations=20",
@@ -109,7 +119,7 @@ def test_a_resumed_run_keeps_the_memory_knobs(tmp_path, user_cache, monkeypatch)
 
 
 @TRAINS
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, built):
     run_dir = tmp_path / "run"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if k != "progress"]
     cmd = [sys.executable, "-m", "sampo_ref.cli", "train", *flags, "--no-progress", "--iterations=5",
