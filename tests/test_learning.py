@@ -89,7 +89,6 @@ def gains(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("variants")  # one worker computes the module's gains fixture
 @pytest.mark.parametrize("preset", VARIANTS)
 def test_variant_improves(preset, gains):
     first, last = gains[preset]
