@@ -227,11 +227,11 @@ def versus_grpo(per_run: dict[str, dict[str, dict]]) -> dict[str, dict]:
         if preset == "grpo" or not seeds:
             continue
         mean, low, high = paired_bootstrap([runs[s]["final"] - grpo[s]["final"] for s in seeds])
-        paper = PAPER_VS_GRPO.get(preset)
+        relative = PAPER_VS_GRPO.get(preset)
+        paper = None if relative is None else "↑" if relative > 0 else "↓"
         ours = direction(low, high)
-        out[preset] = {"seeds": seeds, "diff": mean, "low": low, "high": high, "ours": ours,
-                       "paper": None if paper is None else ("↑" if paper > 0 else "↓"), "paper_relative": paper,
-                       "agrees": None if paper is None or ours == "≈" else ours == ("↑" if paper > 0 else "↓")}
+        out[preset] = {"seeds": seeds, "diff": mean, "low": low, "high": high, "ours": ours, "paper": paper,
+                       "paper_relative": relative, "agrees": None if paper is None or ours == "≈" else ours == paper}
     return out
 
 
