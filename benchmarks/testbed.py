@@ -1,20 +1,24 @@
 """What the tiny agent needs to learn a multi-turn toy task: ablation runs, one table.
 
-    .venv/bin/python benchmarks/testbed.py [ROW ...] [--seeds 0] [--level 4] [--iterations 30] [--list]
+    .venv/bin/python benchmarks/testbed.py [ROW ...] [--seeds 0] [--level 4] [--iterations 30]
+                                           [--tiny KEY=VALUE ...] [--list]
 
 Each row changes one thing of the default recipe (the tiny policy's build, ``TinyConfig``, or a
 training flag, ``TrainConfig``) against the row ``teacher`` (the default), runs ``sampo-ref
 train`` with it (preset ``sampo`` unless the row names another) on coin (level ``--level``) and
 prints one markdown line: the warm-started policy's held-out success and valid-action ratio
 (iteration 0, before RL), the same after RL, and the wall time. ``--iterations 0`` measures the
-warm start alone. The table and its reading are in docs/results.md#what-the-tiny-agent-needed.
+warm start alone; ``--tiny warm_start_lr=1e-3 seed=1`` changes ``TinyConfig`` fields of every
+teacher row (a build of its own, cached under its own key). The table and its reading are in docs/results.md#what-the-tiny-agent-needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,14 +29,15 @@ from sampo_ref.tiny import TinyConfig
 # name → (what it tests, TinyConfig overrides, TrainConfig overrides); every row trains with the
 # project's defaults (the toy prompt without the room, c_adv = 0.1) unless it says otherwise
 ROWS: dict[str, tuple[str, dict, dict]] = {
-    "random-6k": ("the earlier recipe: imitate uniformly random actions, 6,000 examples from 16 games",
-                  dict(warm_start="random", warm_start_games=16, warm_start_examples=6000), dict()),
+    "random-6k": ("the variant test's start: imitate uniformly random actions, 6,000 examples from 16 games, lr 3e-3",
+                  dict(warm_start="random", warm_start_games=16, warm_start_examples=6000, warm_start_lr=3e-3), dict()),
     "random": ("imitate uniformly random actions, 18,000 examples from all 64 training games",
                dict(warm_start="random"), dict()),
-    "teacher-6k": ("imitate the explorer's won episodes, 6,000 examples from 64 games",
-                   dict(warm_start_examples=6000), dict()),
-    "teacher": ("the default: the explorer's won episodes, 18,000 examples from 64 games; SAMPO, c_adv = 0.1",
-                dict(), dict()),
+    "teacher-only": ("imitate the explorer's won episodes only (no random share)", dict(random_share=0.0), dict()),
+    "teacher-only-lr3e-3": ("the earlier recipe: won episodes only, imitation at lr 3e-3",
+                            dict(random_share=0.0, warm_start_lr=3e-3), dict()),
+    "teacher": ("the default: 18,000 examples from 64 games, half won episodes of the explorer, half random play; "
+                "SAMPO, c_adv = 0.1", dict(), dict()),
     "teacher-build1": ("the default recipe, build seed 1 (TinyConfig.seed)", dict(seed=1), dict()),
     "teacher-build2": ("the default recipe, build seed 2", dict(seed=2), dict()),
     "teacher-no-cost": ("the default start, RL without any cost for invalid actions",
@@ -66,6 +71,21 @@ def run(row: str, seed: int, level: int, iterations: int, root: Path, extra: dic
                 after=a["eval/success"], valid_after=a["eval/valid_action"], minutes=(time.perf_counter() - start) / 60)
 
 
+def tiny_overrides(pairs: list[str]) -> dict:
+    """``["warm_start_lr=1e-3", "seed=1"]`` → ``{"warm_start_lr": 0.001, "seed": 1}``, typed as ``TinyConfig``'s fields."""
+    fields = {f.name: type(f.default) for f in dataclasses.fields(TinyConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--tiny {pair!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
+        try:
+            out[key] = fields[key](value)
+        except ValueError:
+            raise SystemExit(f"--tiny {pair!r}: {value!r} is not a valid {fields[key].__name__}") from None
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rows", nargs="*", default=list(ROWS))
@@ -73,19 +93,21 @@ def main() -> None:
     parser.add_argument("--level", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--eval-games", type=int, default=128)
-    parser.add_argument("--teacher-noise", type=float, default=None, help="the teacher rows' noise (default: TinyConfig's)")
+    parser.add_argument("--tiny", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="TinyConfig fields for every teacher row, e.g. warm_start_lr=1e-3 seed=1")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     args = parser.parse_args()
     if args.list:
         for name, (what, tiny, flags) in ROWS.items():
             print(f"{name:14s} {what}   tiny={tiny} flags={flags}")
         return
-    root = Path("runs") / f"testbed-{time.strftime('%Y%m%d-%H%M%S')}"
+    tiny_extra = tiny_overrides(args.tiny)
+    Path("runs").mkdir(exist_ok=True)  # a folder of its own, even for two runs started in the same second
+    root = Path(tempfile.mkdtemp(prefix=f"testbed-{time.strftime('%Y%m%d-%H%M%S')}-", dir="runs"))
     print("| row | seed | warm-start held-out success | valid | after RL | valid | minutes |")
     print("|---|---|---|---|---|---|---|")
     for row in args.rows:
         for seed in args.seeds:
-            tiny_extra = {} if args.teacher_noise is None else {"teacher_noise": args.teacher_noise}
             r = run(row, seed, args.level, args.iterations, root, dict(eval_games=args.eval_games), tiny_extra)
             print(f"| {row} | {seed} | {r['before']:.1%} | {r['valid_before']:.1%} | {r['after']:.1%} "
                   f"| {r['valid_after']:.1%} | {r['minutes']:.1f} |", flush=True)

@@ -13,8 +13,8 @@
 #    sampling: they agree on the response tokens, and the padding is garbage that the mask removes.
 #
 # About 10 s on a CPU once the games and the tiny policy are cached (`~/.cache/sampo_ref`, or
-# `$SAMPO_REF_CACHE`); on an empty cache the first run generates 16 games and builds the policy
-# (about a minute). Figure: `$SAMPO_REF_TUTORIAL_OUT/03_rollout/masks.png`.
+# `$SAMPO_REF_CACHE`); on an empty cache the first run generates the 64 games of the warm start
+# and builds the policy (a few minutes). Figure: `$SAMPO_REF_TUTORIAL_OUT/03_rollout/masks.png`.
 
 # %%
 import os
@@ -43,7 +43,8 @@ rng = random.Random(0)
 # take it). `make_task` generates the games offline (TextWorld) or reuses the cache. The tiny policy
 # is a 2-layer Llama-architecture transformer with its own byte-level BPE, warm-started to answer
 # `<action>…</action>` by imitating the won episodes of a generic explorer (it never walks
-# straight back, and half its moves are random): it knows the format and some of the way.
+# straight back, and half its moves are random), mixed half and half with random play: it knows
+# the format and some of the way.
 # `make_policy` builds it from the task's first 64 training games (generated if this config's
 # pool of 16 is smaller), the same policy `sampo-ref train` uses, and caches it.
 
