@@ -64,8 +64,9 @@ KL_BINS = {  # metrics.jsonl key → bin of the KL-to-reference split of docs/me
 # The collapse rule (docs/arena.md). A run collapsed when any of these holds:
 # * fell: its final held-out success lies at least COLLAPSE_DROP below its best held-out success and
 #   below COLLAPSE_SHARE of it (it learned, then lost most of it);
-# * dead: its last COLLAPSE_LAST training rollouts won no episode at all (the warm start wins ≈ 40 % of
-#   its 64 rollout episodes; a policy that still wins 3 % of them wins none of 3 × 64 with probability ≈ 3e-3);
+# * dead: its last COLLAPSE_LAST training rollouts won no episode at all (the default warm start wins
+#   23-34 % of its 64 rollout episodes in iterations 1-2, docs/results.md#the-learning-test; a policy
+#   that still wins 3 % of them wins none of 3 × 64 with probability ≈ 3e-3);
 # * format: a training rollout's valid-format ratio fell below COLLAPSE_FORMAT.
 COLLAPSE_DROP, COLLAPSE_SHARE, COLLAPSE_LAST, COLLAPSE_FORMAT = 0.2, 0.5, 3, 0.5
 

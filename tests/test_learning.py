@@ -48,7 +48,7 @@ NO_GAIN_ASSERTED = {"cispo", "soft_sapo"}
 LEARN_RUN = dict(iterations=6, eval_games=16, eval_every=0, seed=3, progress=False)
 MIN_DEFAULT_GAIN = 0.20  # the smallest measured rise over run seeds 0-2 and build seeds 1-2 was +0.355
 MIN_DEFAULT_VALID = 0.85  # the lowest measured mean over iterations 5-6 was 0.904
-FIRST, LAST = range(1, 3), range(5, 7)  # iterations 1-2 and 5-6
+DEFAULT_WINDOWS = range(1, 3), range(5, 7)  # iterations 1-2 and 5-6
 
 
 def rollout_mean(metrics: list[dict], key: str, iterations: range) -> float:
@@ -64,9 +64,9 @@ def test_default_experiment_learns(tmp_path, user_cache):
     result = train(cfg)
     for name in ("config.json", "metrics.jsonl", "learning_curve.png", "samples.txt", "policy/config.json"):
         assert (result.run_dir / name).exists(), name
-    first, last = (rollout_mean(result.metrics, "rollout/success_all", its) for its in (FIRST, LAST))
+    first, last = (rollout_mean(result.metrics, "rollout/success_all", its) for its in DEFAULT_WINDOWS)
     assert last - first >= MIN_DEFAULT_GAIN, f"rollout success, iterations 1-2 → 5-6: {first:.2f} → {last:.2f}"
-    valid = rollout_mean(result.metrics, "rollout/valid_action", LAST)
+    valid = rollout_mean(result.metrics, "rollout/valid_action", DEFAULT_WINDOWS[1])
     assert valid >= MIN_DEFAULT_VALID, f"rollout valid actions, iterations 5-6: {valid:.2f}"
 
 
