@@ -22,7 +22,8 @@ def records(evals, grad=(0.5, 0.7), fmt=(1.0, 0.9), kl=None, finished=True):
         last = finished and i == len(evals) - 1
         out.append({"iteration": 2 * i, "eval/success": success, "eval/valid_action": 0.8, **({"final": True} if last else {})})
         if not last:
-            train = {"iteration": 2 * i + 1, "rollout/success": success, "actor/grad_norm_max": grad[i % len(grad)],
+            train = {"iteration": 2 * i + 1, "rollout/success": success, "rollout/success_all": success / 2,
+                     "groups/uniform_return": 0.25 * (i + 1), "actor/grad_norm_max": grad[i % len(grad)],
                      "actor/skipped_steps": 0, "rollout/valid_format": fmt[i % len(fmt)]}
             train.update({k: (v(i) if callable(v) else v) for k, v in (kl or {}).items()})
             out.append(train)
@@ -38,6 +39,8 @@ def test_summary_numbers():
     assert (s["grad_norm_max"], s["valid_format_min"]) == (3.0, 0.8)
     assert not s["collapsed"]
     assert math.isnan(s["kl_ref/neg_down_max"])  # a log without the KL split
+    assert s["first_rollouts_success"] == pytest.approx((0.1 + 0.3) / 2)  # every episode, iterations 1-2
+    assert s["uniform_groups_mean"] == pytest.approx(0.375) and s["final_train_games"] == 0.5
 
 
 def test_summary_needs_a_final_evaluation():
@@ -96,6 +99,7 @@ def test_report_writes_table_json_and_figures(tmp_path):
     assert (tmp_path / "report" / "results.md").read_text() == text + "\n"
     summary = json.loads((tmp_path / "report" / "results.json").read_text())
     assert sorted(summary["runs"]["cispo"]) == ["s0", "s1"] and summary["command"] == "x"
+    assert summary["tiny"] == arena.TINY
     assert summary["versus_grpo"]["cispo"]["seeds"] == ["s0", "s1"] and "− GRPO (paired by seed)" in text
     for name in ("success.png", "kl_split.png", "stability.png", "versus_grpo.png"):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
@@ -131,6 +135,25 @@ def test_arena_presets_are_the_papers_rows_plus_extras():
 def test_a_finished_run_is_skipped(tmp_path):
     fake_arena(tmp_path, ["grpo"], [0])
     assert arena.run_one(tmp_path, "grpo", 0, {}) == ("grpo", 0, 0.0, "skipped")
+
+
+def test_workers_build_the_arenas_warm_start(monkeypatch):
+    """A worker's tiny policy is the arena's (``TINY``), every other field the default's; the report records it."""
+    import torch
+
+    from sampo_ref import setup
+    from sampo_ref.tiny import TinyConfig
+
+    monkeypatch.setattr(setup, "TinyConfig", setup.TinyConfig)  # restored after the test
+    threads = torch.get_num_threads()
+    try:
+        arena._init_worker(1)
+    finally:
+        torch.set_num_threads(threads)
+    built, default = setup.TinyConfig(), TinyConfig()
+    assert built.random_share == arena.TINY["random_share"] != default.random_share
+    assert {k: v for k, v in vars(built).items() if k not in arena.TINY} == \
+        {k: v for k, v in vars(default).items() if k not in arena.TINY}
 
 
 def test_paired_bootstrap_matches_the_exact_bootstrap_distribution():
