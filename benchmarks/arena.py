@@ -78,9 +78,14 @@ def run_dir(out: Path, preset: str, seed: int) -> Path:
     return out / f"{preset}-s{seed}"
 
 
+def final_train_games(records: list[dict]) -> dict | None:
+    """A run's last record, the final evaluation on the training games; None while it is unfinished."""
+    return next((r for r in reversed(records) if r.get("final") and "train_games/success" in r), None)
+
+
 def finished(records: list[dict]) -> bool:
     """A run is finished when its last record, the final evaluation on the training games, was written."""
-    return any(r.get("final") and "train_games/success" in r for r in records)
+    return final_train_games(records) is not None
 
 
 def run_one(out: Path, preset: str, seed: int, overrides: dict) -> tuple[str, int, float, str]:
@@ -170,8 +175,7 @@ def summarize(records: list[dict]) -> dict:
         # iterations, and the share of trained groups whose returns were all equal
         "first_rollouts_success": float(np.mean(_series(records, "rollout/success_all")[:2] or [float("nan")])),
         "uniform_groups_mean": float(np.mean(_series(records, "groups/uniform_return") or [float("nan")])),
-        "final_train_games": next((r["train_games/success"] for r in reversed(records) if r.get("final")
-                                   and "train_games/success" in r), float("nan")),
+        "final_train_games": (final_train_games(records) or {}).get("train_games/success", float("nan")),
     }
     for key in KL_BINS:
         out[f"{key}_max"] = _finite_max(_series(records, key))
