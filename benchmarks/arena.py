@@ -50,10 +50,14 @@ PAPER_VS_GRPO = {"grpo_st": 16.4, "soft_sapo": -59.7, "cispo": -12.7, "gspo": 26
 # Shared by every arena run on top of each preset (which sets only its four axes): the default toy
 # experiment (coin level 4, 20-turn limit, 8 tasks × 8 copies, 128 held-out games, c_adv = 0.1) with
 # 64-row mini-batches (twice the default's optimiser steps per rollout), shortened to ``iterations``
-# and evaluated every 5, from a weaker warm start (``TINY``: 85 % of the imitation examples from
+# and evaluated every 5, from a weaker warm start (``tiny``: 85 % of the imitation examples from
 # random play instead of 50 %). Why, mechanism by mechanism, in docs/arena.md#the-setting-and-why.
-ARENA = dict(iterations=20, eval_every=5, save_every=5, mini_batch_size=64, samples=1, progress=False, device="cpu")
-TINY = dict(random_share=0.85)  # TinyConfig fields of the arena's warm start
+ARENA = dict(iterations=20, eval_every=5, save_every=5, mini_batch_size=64, samples=1, progress=False, device="cpu",
+             tiny=["random_share=0.85"])
+# Finding 3: each sequence-masked preset against the same preset without the mask. The paper's main table
+# has no masked rows; its Finding 3, "sequence masking → fix" for the tolerant surrogates, is the direction.
+UNMASKED = {"grpo_sm": "grpo", "soft_sapo_sm": "soft_sapo", "cispo_sm": "cispo"}
+PAPER_MASK = {"soft_sapo_sm": "↑", "cispo_sm": "↑"}
 BOOTSTRAP = 10_000  # resamples of the seeds for each interval
 
 KL_BINS = {  # metrics.jsonl key → bin of the KL-to-reference split of docs/metrics.md
@@ -108,17 +112,11 @@ def run_one(out: Path, preset: str, seed: int, overrides: dict) -> tuple[str, in
 
 def _init_worker(threads: int) -> None:
     """Worker initialiser: ``threads`` intra-op torch threads; no per-model progress bars under the arena's."""
-    import functools
-
     import torch
     from transformers.utils import logging
 
-    from sampo_ref import setup
-    from sampo_ref.tiny import TinyConfig
-
     torch.set_num_threads(threads)
     logging.disable_progress_bar()
-    setup.TinyConfig = functools.partial(TinyConfig, **TINY)  # the tiny policy is built in set-up, in this worker only
 
 
 def run_all(out: Path, presets: list[str], seeds: list[int], overrides: dict, workers: int,
@@ -237,22 +235,40 @@ def direction(low: float, high: float) -> str:
     return "↑" if low > 0 else "↓" if high < 0 else "≈"
 
 
-def versus_grpo(per_run: dict[str, dict[str, dict]]) -> dict[str, dict]:
-    """Each preset's final held-out success minus GRPO's on the same seeds, with its bootstrap interval,
-    next to the paper's ALFWorld direction; presets without a seed in common with GRPO are left out."""
+def compare(per_run: dict[str, dict[str, dict]], reference: dict[str, str], paper: dict[str, str]) -> dict[str, dict]:
+    """Each preset's final held-out success minus its ``reference`` preset's on the seeds both ran, with
+    its bootstrap interval, beside the paper's direction (``paper``: preset → ↑ or ↓); presets without a
+    seed in common with their reference are left out."""
     out = {}
-    grpo = per_run.get("grpo", {})
-    for preset, runs in per_run.items():
-        seeds = sorted(set(runs) & set(grpo), key=lambda s: int(s[1:]))
-        if preset == "grpo" or not seeds:
+    for preset, base in reference.items():
+        runs, base_runs = per_run.get(preset, {}), per_run.get(base, {})
+        seeds = sorted(set(runs) & set(base_runs), key=lambda s: int(s[1:]))
+        if not seeds:
             continue
-        mean, low, high = paired_bootstrap([runs[s]["final"] - grpo[s]["final"] for s in seeds])
-        relative = PAPER_VS_GRPO.get(preset)
-        paper = None if relative is None else "↑" if relative > 0 else "↓"
+        mean, low, high = paired_bootstrap([runs[s]["final"] - base_runs[s]["final"] for s in seeds])
         ours = direction(low, high)
-        out[preset] = {"seeds": seeds, "diff": mean, "low": low, "high": high, "ours": ours, "paper": paper,
-                       "paper_relative": relative, "agrees": None if paper is None or ours == "≈" else ours == paper}
+        expected = paper.get(preset)
+        out[preset] = {"reference": base, "seeds": seeds, "diff": mean, "low": low, "high": high, "ours": ours,
+                       "paper": expected, "agrees": None if expected is None or ours == "≈" else ours == expected}
     return out
+
+
+def versus_grpo(per_run: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """``compare`` against GRPO, next to the paper's ALFWorld direction and relative change."""
+    out = compare(per_run, {p: "grpo" for p in per_run if p != "grpo"},
+                  {p: "↑" if r > 0 else "↓" for p, r in PAPER_VS_GRPO.items()})
+    for preset, c in out.items():
+        c["paper_relative"] = PAPER_VS_GRPO.get(preset)
+    return out
+
+
+def versus_unmasked(per_run: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """``compare`` of each sequence-masked preset against its unmasked one (Finding 3)."""
+    return compare(per_run, UNMASKED, PAPER_MASK)
+
+
+def _agrees(c: dict) -> str:
+    return {None: "not resolved" if c["paper"] else "–", True: "yes", False: "**no**"}[c["agrees"]]
 
 
 def versus_table(per_run: dict[str, dict[str, dict]], comparison: dict[str, dict]) -> str:
@@ -266,13 +282,28 @@ def versus_table(per_run: dict[str, dict[str, dict]], comparison: dict[str, dict
             lines.append(f"| {rank} | {preset} | {mean[preset]:.1%} | – | – | – | – | – |")
             continue
         paper = "–" if c["paper"] is None else f"{c['paper']} {c['paper_relative']:+.1f} %"
-        agrees = {None: "not resolved" if c["paper"] else "–", True: "yes", False: "**no**"}[c["agrees"]]
         lines.append(f"| {rank} | {preset} | {mean[preset]:.1%} | {100 * c['diff']:+.1f} pt | "
-                     f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] pt | {c['ours']} | {paper} | {agrees} |")
+                     f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] pt | {c['ours']} | {paper} | {_agrees(c)} |")
     rows = [c for c in comparison.values() if c["paper"] is not None]
     resolved = [c for c in rows if c["agrees"] is not None]
     lines.append(f"\nThe paper's direction is reproduced on {sum(c['agrees'] for c in resolved)} of {len(rows)} rows "
                  f"against GRPO; {len(resolved)} of the {len(rows)} intervals exclude zero.")
+    return "\n".join(lines)
+
+
+def unmasked_table(per_run: dict[str, dict[str, dict]], comparison: dict[str, dict]) -> str:
+    """Finding 3 in markdown: each masked preset beside its unmasked one (final success, collapsed runs)."""
+    def cells(preset):
+        runs = list(per_run[preset].values())
+        return _mean_std([s["final"] for s in runs], ".1%"), f"{sum(s['collapsed'] for s in runs)}/{len(runs)}"
+
+    lines = ["| preset | held-out success, final | collapsed | without the mask | final | collapsed "
+             "| mask − no mask (paired by seed) | 95 % bootstrap interval | ours | paper (Finding 3) | agrees |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for preset, c in comparison.items():
+        lines.append(f"| {preset} | {' | '.join(cells(preset))} | {c['reference']} | {' | '.join(cells(c['reference']))} "
+                     f"| {100 * c['diff']:+.1f} pt | [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] pt | {c['ours']} "
+                     f"| {c['paper'] or '–'} | {_agrees(c)} |")
     return "\n".join(lines)
 
 
@@ -338,9 +369,9 @@ def plot_success(runs: dict[str, list[list[dict]]], path: Path, subtitle: str) -
     _save(plt, fig, axes, path)
 
 
-def plot_versus_grpo(comparison: dict[str, dict], path: Path, subtitle: str) -> None:
-    """Each preset's difference to GRPO (points, 95 % bootstrap intervals) and the paper's direction (arrows)."""
-    plt, fig, axes = _grid(1, f"Final held-out success minus GRPO's, paired by seed — {subtitle}")
+def plot_versus(comparison: dict[str, dict], path: Path, title: str) -> None:
+    """Each preset's difference to its reference (points, 95 % bootstrap intervals) and the paper's direction (arrows)."""
+    plt, fig, axes = _grid(1, title)
     fig.set_size_inches(8, 0.45 * len(comparison) + 1.6)
     ax = axes[0]
     names = list(comparison)[::-1]
@@ -353,7 +384,7 @@ def plot_versus_grpo(comparison: dict[str, dict], path: Path, subtitle: str) -> 
                         color="tab:green" if c["paper"] == "↑" else "tab:red")
     ax.axvline(0, color="0.5", linewidth=1)
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("percentage points (right margin: the paper's ALFWorld direction)")
+    ax.set_xlabel("percentage points (right margin: the paper's direction)")
     ax.xaxis.set_major_locator(plt.MaxNLocator())
     _save(plt, fig, axes, path)
 
@@ -410,19 +441,25 @@ def report(out: Path, presets: list[str], seeds: list[int], overrides: dict, rep
     preset, seed = next((p, s) for p, r in per_run.items() for s in r)
     trained = json.loads((run_dir(out, preset, int(seed[1:])) / "config.json").read_text())  # the task the runs had
     subtitle = f"{trained['family']} L{trained['level']}, {trained['iterations']} iterations"
-    comparison = versus_grpo(per_run)
+    comparison, masked = versus_grpo(per_run), versus_unmasked(per_run)
     text = table({p: list(r.values()) for p, r in per_run.items()})
     if comparison:
         text += "\n\n" + versus_table(per_run, comparison)
+    if masked:
+        text += "\n\n" + unmasked_table(per_run, masked)
     (report_dir / "results.md").write_text(text + "\n")
     (report_dir / "results.json").write_text(json.dumps(
-        {"arena": cfg, "tiny": TINY, **extra, "collapse_rule": {"drop": COLLAPSE_DROP, "share": COLLAPSE_SHARE,
+        {"arena": cfg, **extra, "collapse_rule": {"drop": COLLAPSE_DROP, "share": COLLAPSE_SHARE,
                                                   "last": COLLAPSE_LAST, "format": COLLAPSE_FORMAT},
          "bootstrap": {"resamples": BOOTSTRAP, "interval": "95 % percentile, seeds resampled", "seed": 0},
-         "versus_grpo": comparison, "runs": per_run}, indent=1))
+         "versus_grpo": comparison, "versus_unmasked": masked, "runs": per_run}, indent=1))
     plot_success(runs, report_dir / "success.png", subtitle)
     if comparison:
-        plot_versus_grpo(comparison, report_dir / "versus_grpo.png", subtitle)
+        plot_versus(comparison, report_dir / "versus_grpo.png",
+                    f"Final held-out success minus GRPO's, paired by seed — {subtitle}")
+    if masked:
+        plot_versus(masked, report_dir / "versus_unmasked.png",
+                    f"Final held-out success, sequence mask minus no mask, paired by seed — {subtitle}")
     plot_stability(runs, report_dir / "stability.png", subtitle)
     if any(k in r for seeds_ in runs.values() for records in seeds_ for r in records for k in KL_BINS):
         plot_kl_split(runs, report_dir / "kl_split.png", subtitle)
@@ -450,7 +487,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         if previous.exists():  # keep the command and wall time of the arena that trained the runs
             extra = {k: v for k, v in json.loads(previous.read_text()).items()
-                     if k not in ("arena", "tiny", "collapse_rule", "runs")}
+                     if k not in ("arena", "collapse_rule", "runs")}
     else:
         start = time.perf_counter()
         seconds = run_all(args.out, args.presets, args.seeds, overrides, args.workers, args.threads)

@@ -8,82 +8,61 @@ training flag, ``TrainConfig``) against the row ``teacher`` (the default), runs 
 train`` with it (preset ``sampo`` unless the row names another) on coin (level ``--level``) and
 prints one markdown line: the warm-started policy's held-out success and valid-action ratio
 (iteration 0, before RL), the same after RL, and the wall time. ``--iterations 0`` measures the
-warm start alone; ``--tiny warm_start_lr=1e-3 seed=1`` changes ``TinyConfig`` fields of every
-teacher row (a build of its own, cached under its own key). The table and its reading are in docs/results.md#what-the-tiny-agent-needed.
+warm start alone; ``--tiny warm_start_lr=1e-3 seed=1`` adds ``TinyConfig`` changes to every
+teacher row's ``tiny`` (a build of its own, cached under its own key). The table and its reading are in docs/results.md#what-the-tiny-agent-needed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from sampo_ref import setup, trainer
+from sampo_ref import trainer
+from sampo_ref.checks import ConfigError
 from sampo_ref.presets import preset_config
-from sampo_ref.tiny import TinyConfig
+from sampo_ref.tiny import tiny_config
 
-# name → (what it tests, TinyConfig overrides, TrainConfig overrides); every row trains with the
+# name → (what it tests, the tiny policy's recipe as TrainConfig.tiny's KEY=VALUE changes, TrainConfig overrides); every row trains with the
 # project's defaults (the toy prompt without the room, c_adv = 0.1) unless it says otherwise
-ROWS: dict[str, tuple[str, dict, dict]] = {
+ROWS: dict[str, tuple[str, list[str], dict]] = {
     "random-6k": ("the variant test's start: imitate uniformly random actions, 6,000 examples from 16 games",
-                  dict(warm_start="random", warm_start_games=16, warm_start_examples=6000), dict()),
+                  ["warm_start=random", "warm_start_games=16", "warm_start_examples=6000"], dict()),
     "random": ("imitate uniformly random actions, 18,000 examples from all 64 training games",
-               dict(warm_start="random"), dict()),
-    "teacher-only": ("imitate the explorer's won episodes only (no random share)", dict(random_share=0.0), dict()),
+               ["warm_start=random"], dict()),
+    "teacher-only": ("imitate the explorer's won episodes only (no random share)", ["random_share=0.0"], dict()),
     "teacher-only-lr3e-3": ("the earlier recipe: won episodes only, imitation at lr 3e-3",
-                            dict(random_share=0.0, warm_start_lr=3e-3), dict()),
+                            ["random_share=0.0", "warm_start_lr=3e-3"], dict()),
     "teacher": ("the default: 18,000 examples from 64 games, half won episodes of the explorer, half random play; "
-                "SAMPO, c_adv = 0.1", dict(), dict()),
-    "teacher-build1": ("the default recipe, build seed 1 (TinyConfig.seed)", dict(seed=1), dict()),
-    "teacher-build2": ("the default recipe, build seed 2", dict(seed=2), dict()),
+                "SAMPO, c_adv = 0.1", [], dict()),
+    "teacher-build1": ("the default recipe, build seed 1 (TinyConfig.seed)", ["seed=1"], dict()),
+    "teacher-build2": ("the default recipe, build seed 2", ["seed=2"], dict()),
     "teacher-no-cost": ("the default start, RL without any cost for invalid actions",
-                        dict(), dict(invalid_adv_penalty=0.0)),
+                        [], dict(invalid_adv_penalty=0.0)),
     "teacher-cinv": ("the default start, ARLArena's c_inv = 0.1 in the score (S1) instead of c_adv",
-                     dict(), dict(invalid_adv_penalty=0.0, invalid_penalty=0.1)),
+                     [], dict(invalid_adv_penalty=0.0, invalid_penalty=0.1)),
     "teacher-grpo": ("the default start and c_adv, GRPO instead of SAMPO",
-                     dict(), dict(preset="grpo")),
+                     [], dict(preset="grpo")),
     "teacher-grpo-cinv": ("GRPO with ARLArena's c_inv = 0.1 instead of c_adv",
-                          dict(), dict(preset="grpo", invalid_adv_penalty=0.0, invalid_penalty=0.1)),
+                          [], dict(preset="grpo", invalid_adv_penalty=0.0, invalid_penalty=0.1)),
 }
 
 
-def run(row: str, seed: int, level: int, iterations: int, root: Path, extra: dict, tiny_extra: dict) -> dict:
+def run(row: str, seed: int, level: int, iterations: int, root: Path, extra: dict, tiny_extra: list[str]) -> dict:
     _, tiny, flags = ROWS[row]
     flags = dict(flags)
     preset = flags.pop("preset", "sampo")
-    tiny = {**tiny, **(tiny_extra if tiny.get("warm_start", "teacher") == "teacher" else {})}
+    teacher = "warm_start=random" not in tiny  # --tiny changes the teacher rows only
     cfg = preset_config(preset, family="coin", level=level, iterations=iterations, seed=seed, progress=False,
                         eval_every=0, save_every=0, tensorboard=False, run_dir=str(root / f"{row}-s{seed}"),
-                        **{**flags, **extra})
+                        tiny=tiny + (tiny_extra if teacher else []), **{**flags, **extra})
     start = time.perf_counter()
-    original = setup.TinyConfig  # the tiny policy is built in set-up (sampo_ref/setup.py)
-    setup.TinyConfig = functools.partial(TinyConfig, **tiny)
-    try:
-        result = trainer.train(cfg)
-    finally:
-        setup.TinyConfig = original
+    result = trainer.train(cfg)
     b, a = result.eval_before, result.eval_after
     return dict(row=row, seed=seed, before=b["eval/success"], valid_before=b["eval/valid_action"],
                 after=a["eval/success"], valid_after=a["eval/valid_action"], minutes=(time.perf_counter() - start) / 60)
-
-
-def tiny_overrides(pairs: list[str]) -> dict:
-    """``["warm_start_lr=1e-3", "seed=1"]`` → ``{"warm_start_lr": 0.001, "seed": 1}``, typed as ``TinyConfig``'s fields."""
-    fields = {f.name: type(f.default) for f in dataclasses.fields(TinyConfig)}
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in fields:
-            raise SystemExit(f"--tiny {pair!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
-        try:
-            out[key] = fields[key](value)
-        except ValueError:
-            raise SystemExit(f"--tiny {pair!r}: {value!r} is not a valid {fields[key].__name__}") from None
-    return out
 
 
 def main() -> None:
@@ -94,21 +73,24 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--eval-games", type=int, default=128)
     parser.add_argument("--tiny", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="TinyConfig fields for every teacher row, e.g. warm_start_lr=1e-3 seed=1")
+                        help="changes to the recipe of every teacher row (TrainConfig.tiny), e.g. warm_start_lr=1e-3 seed=1")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     args = parser.parse_args()
     if args.list:
         for name, (what, tiny, flags) in ROWS.items():
             print(f"{name:14s} {what}   tiny={tiny} flags={flags}")
         return
-    tiny_extra = tiny_overrides(args.tiny)
+    try:
+        tiny_config(args.tiny)  # a bad KEY=VALUE stops here, in one line
+    except ConfigError as err:
+        raise SystemExit(f"--{err}") from None
     Path("runs").mkdir(exist_ok=True)  # a folder of its own, even for two runs started in the same second
     root = Path(tempfile.mkdtemp(prefix=f"testbed-{time.strftime('%Y%m%d-%H%M%S')}-", dir="runs"))
     print("| row | seed | warm-start held-out success | valid | after RL | valid | minutes |")
     print("|---|---|---|---|---|---|---|")
     for row in args.rows:
         for seed in args.seeds:
-            r = run(row, seed, args.level, args.iterations, root, dict(eval_games=args.eval_games), tiny_extra)
+            r = run(row, seed, args.level, args.iterations, root, dict(eval_games=args.eval_games), args.tiny)
             print(f"| {row} | {seed} | {r['before']:.1%} | {r['valid_before']:.1%} | {r['after']:.1%} "
                   f"| {r['valid_after']:.1%} | {r['minutes']:.1f} |", flush=True)
             with open(root / "results.jsonl", "a") as f:

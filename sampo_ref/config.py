@@ -15,7 +15,7 @@ import math
 import os
 import re
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from sampo_ref.algos import empg, gigpo, grpo, sapo, soft_sapo
@@ -24,7 +24,7 @@ from sampo_ref.algos.common import AGG_MODES
 from sampo_ref.checks import HUB_ID, ConfigError, model_problem  # noqa: F401 (re-exported)
 
 
-CONFIG_VERSION = 1  # of a run's config.json (``config_version``); a reader refuses any other
+CONFIG_VERSION = 2  # of a run's config.json (``config_version``); a reader refuses any other (2: the field tiny)
 
 
 @dataclass
@@ -78,6 +78,8 @@ class TrainConfig:
     # --- policy and sampling ---
     model: str = "tiny"
     """'tiny' (built offline and cached), a local save_pretrained directory, or a hub id."""
+    tiny: list[str] = field(default_factory=list)
+    """With model=tiny: changes to the tiny policy's recipe (sampo_ref.tiny.TinyConfig) as KEY=VALUE, e.g. random_share=0.85 (the arena's weaker warm start) or warm_start=random seed=1; each recipe is built once and cached."""
     max_new_tokens: int = 16
     """Response token limit per turn."""
     temperature: float = 1.0
@@ -273,6 +275,9 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: expected {allowed}")
+        if self.tiny_config().warm_start != "random" and not toy:  # a bad KEY=VALUE is named by tiny_config
+            raise ConfigError(f"tiny={self.tiny!r} is not allowed with env={self.env!r}: expected warm_start=random "
+                              "(the teacher is an explorer of toy rooms)")
         if self.engine == "vllm":
             from sampo_ref import engine
 
@@ -284,6 +289,13 @@ class TrainConfig:
             problem = data_problem(self.alfworld_dir(), ("train", self.eval_split))
             if problem:
                 raise ConfigError(problem)
+
+    def tiny_config(self):
+        """The tiny policy's recipe: ``TinyConfig``'s defaults (on ALFWorld random play: the teacher
+        explores toy rooms and has no ALFWorld counterpart), changed by ``tiny``."""
+        from sampo_ref.tiny import tiny_config
+
+        return tiny_config(self.tiny, **({} if self.env == "toy" else {"warm_start": "random"}))
 
     def alfworld_dir(self) -> str:
         """The ALFWorld data folder: ``alfworld_data``, else $ALFWORLD_DATA, else alfworld's default."""

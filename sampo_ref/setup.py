@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import random
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from sampo_ref.envs.toy import ToyTask, teacher_play
 from sampo_ref.policy import Policy, load_policy
 from sampo_ref.rollout import RolloutConfig, Trajectory, TurnBatch, collect
 from sampo_ref.task import Task, random_play
-from sampo_ref.tiny import TinyConfig, build_tiny
+from sampo_ref.tiny import build_tiny
 
 
 def make_task(cfg: TrainConfig) -> Task:
@@ -46,21 +45,17 @@ def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None 
     """The policy with ``cfg``'s memory knobs: ``path`` (a checkpoint's policy) if given; else for
     ``tiny`` build (or reuse) the warm-started toy model for this task; else load ``cfg.model``."""
     if path is None and cfg.model == "tiny":
-        # the teacher is an explorer of toy rooms; on ALFWorld the tiny policy learns the format only
-        tiny = TinyConfig() if cfg.env == "toy" else dataclasses.replace(TinyConfig(), warm_start="random")
+        tiny = cfg.tiny_config()  # on ALFWorld the tiny policy learns the format only (random play)
         games = task.warm_start_pool(tiny.warm_start_games)  # fixed games: every run of this task shares the cache
         data_id = {**task.data_id, "games": len(games)}
 
         def examples():
             if tiny.warm_start == "random":
                 return random_play(task, games, tiny.warm_start_examples, tiny.seed), {"source": "random"}
-            if tiny.warm_start == "teacher":
-                n_random = round(tiny.random_share * tiny.warm_start_examples)
-                pairs, success = teacher_play(task, games, tiny.warm_start_examples - n_random, tiny.seed,
-                                              tiny.teacher_noise)
-                pairs += random_play(task, games, n_random, tiny.seed) if n_random else []
-                return pairs, {"source": "teacher", "teacher_success": success, "random_examples": n_random}
-            raise ValueError(f"TinyConfig.warm_start={tiny.warm_start!r} is not allowed: expected 'random' or 'teacher'")
+            n_random = round(tiny.random_share * tiny.warm_start_examples)  # warm_start == "teacher"
+            pairs, success = teacher_play(task, games, tiny.warm_start_examples - n_random, tiny.seed, tiny.teacher_noise)
+            pairs += random_play(task, games, n_random, tiny.seed) if n_random else []
+            return pairs, {"source": "teacher", "teacher_success": success, "random_examples": n_random}
 
         path = build_tiny(tiny, examples, data_id, cache.policies())
     policy = load_policy(str(path or cfg.model), device)

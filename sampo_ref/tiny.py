@@ -36,14 +36,15 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 from filelock import FileLock
 from tqdm import tqdm
 
+from sampo_ref.checks import ConfigError
 from sampo_ref.manifest import manifest_problem, write_manifest
 from sampo_ref.policy import Policy, left_pad, right_pad, sequence_logprobs
 
@@ -72,6 +73,34 @@ class TinyConfig:
     warm_start_lr: float = 1e-3  # the one-cycle peak; 3e-3 made the build depend on float rounding
     warm_start_batch: int = 64
     seed: int = 0
+
+    def __post_init__(self):
+        checks = [("warm_start", self.warm_start in ("teacher", "random"), "teacher or random"),
+                  ("teacher_noise", 0 <= self.teacher_noise <= 1, "in [0, 1]"),
+                  ("random_share", 0 <= self.random_share <= 1, "in [0, 1]"),
+                  ("warm_start_lr", 0 < self.warm_start_lr < 1, "in (0, 1)")]
+        checks += [(name, getattr(self, name) >= 1, "≥ 1") for name in (
+            "vocab_size", "hidden_size", "layers", "heads", "intermediate_size", "warm_start_games",
+            "warm_start_examples", "warm_start_epochs", "warm_start_batch")]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"tiny: {name}={getattr(self, name)!r} is not allowed: expected {allowed}")
+
+
+def tiny_config(overrides: Sequence[str] = (), **base) -> TinyConfig:
+    """``TinyConfig(**base)`` changed by ``KEY=VALUE`` overrides (``["random_share=0.85", "seed=1"]``,
+    the form of ``sampo-ref train --tiny``), each value read as its field's type; one line names a bad pair."""
+    types = {f.name: type(f.default) for f in fields(TinyConfig)}
+    values = dict(base)
+    for pair in overrides:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in types:
+            raise ConfigError(f"tiny: {pair!r} is not allowed: expected KEY=VALUE with KEY one of {sorted(types)}")
+        try:
+            values[key] = types[key](text)
+        except ValueError:
+            raise ConfigError(f"tiny: {pair!r} is not allowed: {text!r} is not a valid {types[key].__name__}") from None
+    return TinyConfig(**values)
 
 
 def train_tokenizer(corpus: list[str], vocab_size: int):

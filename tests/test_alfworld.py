@@ -7,7 +7,6 @@ test plays as few episodes as its claim needs.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 from pathlib import Path
@@ -173,16 +172,14 @@ def test_cli_train_without_data_says_how_to_get_it(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_tiny_policy_trains_end_to_end_on_synthetic_games(tmp_path, data, monkeypatch):
-    import sampo_ref.setup as setup
     from sampo_ref.cli import main
 
     monkeypatch.setenv("SAMPO_REF_CACHE", str(tmp_path / "cache"))
-    # a smaller warm start than the default tiny policy's (test speed only; the path is the same)
-    monkeypatch.setattr(setup, "TinyConfig", functools.partial(
-        setup.TinyConfig, hidden_size=32, heads=2, intermediate_size=64, vocab_size=400,
-        warm_start_games=1, warm_start_examples=4, warm_start_epochs=1, warm_start_batch=4))
     run = tmp_path / "run"
+    # a smaller warm start than the default tiny policy's (test speed only; the path is the same)
     main(["train", "--preset", "alfworld-sampo", "--model", "tiny", "--alfworld-data", str(data),
+          "--tiny", "hidden_size=32", "heads=2", "intermediate_size=64", "vocab_size=400", "warm_start_games=1",
+          "warm_start_examples=4", "warm_start_epochs=1", "warm_start_batch=4",
           "--train-games", "2", "--eval-games", "1", "--tasks-per-iter", "1", "--group-size", "2",
           "--max-turns", "2", "--iterations", "1", "--max-new-tokens", "12", "--mini-batch-size", "4",
           "--micro-batch-size", "4", "--dtype", "float32", "--no-gradient-checkpointing", "--no-progress",

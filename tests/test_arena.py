@@ -99,7 +99,7 @@ def test_report_writes_table_json_and_figures(tmp_path):
     assert (tmp_path / "report" / "results.md").read_text() == text + "\n"
     summary = json.loads((tmp_path / "report" / "results.json").read_text())
     assert sorted(summary["runs"]["cispo"]) == ["s0", "s1"] and summary["command"] == "x"
-    assert summary["tiny"] == arena.TINY
+    assert summary["arena"]["tiny"] == arena.ARENA["tiny"] == ["random_share=0.85"]
     assert summary["versus_grpo"]["cispo"]["seeds"] == ["s0", "s1"] and "− GRPO (paired by seed)" in text
     for name in ("success.png", "kl_split.png", "stability.png", "versus_grpo.png"):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
@@ -137,23 +137,18 @@ def test_a_finished_run_is_skipped(tmp_path):
     assert arena.run_one(tmp_path, "grpo", 0, {}) == ("grpo", 0, 0.0, "skipped")
 
 
-def test_workers_build_the_arenas_warm_start(monkeypatch):
-    """A worker's tiny policy is the arena's (``TINY``), every other field the default's; the report records it."""
-    import torch
-
-    from sampo_ref import setup
+def test_every_run_records_the_arenas_weaker_warm_start(tmp_path):
+    """The runs' config (config.json) carries the arena's recipe of the tiny policy: the default's, with
+    85 % of the imitation examples from random play."""
+    from sampo_ref.presets import preset_config
     from sampo_ref.tiny import TinyConfig
 
-    monkeypatch.setattr(setup, "TinyConfig", setup.TinyConfig)  # restored after the test
-    threads = torch.get_num_threads()
-    try:
-        arena._init_worker(1)
-    finally:
-        torch.set_num_threads(threads)
-    built, default = setup.TinyConfig(), TinyConfig()
-    assert built.random_share == arena.TINY["random_share"] != default.random_share
-    assert {k: v for k, v in vars(built).items() if k not in arena.TINY} == \
-        {k: v for k, v in vars(default).items() if k not in arena.TINY}
+    cfg = preset_config("grpo", **arena.ARENA, seed=0, run_dir=str(tmp_path / "grpo-s0"))
+    built, default = cfg.tiny_config(), TinyConfig()
+    assert built.random_share == 0.85 != default.random_share
+    assert {k: v for k, v in vars(built).items() if k != "random_share"} == \
+        {k: v for k, v in vars(default).items() if k != "random_share"}
+    assert TrainConfig.from_dict(cfg.to_dict()).tiny == ["random_share=0.85"]
 
 
 def test_paired_bootstrap_matches_the_exact_bootstrap_distribution():
@@ -192,3 +187,20 @@ def test_versus_grpo_pairs_by_seed_and_reads_the_papers_direction():
     assert rows[0][3:8] == ["+30.0 pt", "[+30.0, +30.0] pt", "↑", "↑ +48.7 %", "yes |"]
     assert rows[2][7] == "not resolved |"
     assert "reproduced on 1 of 2 rows against GRPO; 1 of the 2 intervals exclude zero" in text
+
+
+def test_versus_unmasked_pairs_each_masked_preset_with_its_unmasked_one():
+    def runs(*finals, collapsed=False):
+        return {f"s{i}": {"final": f, "collapsed": collapsed} for i, f in enumerate(finals)}
+
+    per_run = {"grpo": runs(0.4, 0.5), "cispo": runs(0.0, 0.1, 0.0, collapsed=True),
+               "cispo_sm": runs(0.3, 0.4, 0.2), "grpo_sm": runs(0.5, 0.4), "soft_sapo_sm": runs(0.2)}  # no soft_sapo
+    c = arena.versus_unmasked(per_run)
+    assert set(c) == {"grpo_sm", "cispo_sm"} and c["cispo_sm"]["reference"] == "cispo"
+    assert c["cispo_sm"]["diff"] == pytest.approx(0.8 / 3) and c["cispo_sm"]["seeds"] == ["s0", "s1", "s2"]
+    assert (c["cispo_sm"]["ours"], c["cispo_sm"]["paper"], c["cispo_sm"]["agrees"]) == ("↑", "↑", True)
+    assert (c["grpo_sm"]["ours"], c["grpo_sm"]["paper"], c["grpo_sm"]["agrees"]) == ("≈", None, None)  # +0.1, −0.1
+    rows = [line.split(" | ") for line in arena.unmasked_table(per_run, c).splitlines()[2:]]
+    assert rows[1][:6] == ["| cispo_sm", "30.0% ± 10.0%", "0/3", "cispo", "3.3% ± 5.8%", "3/3"]
+    assert rows[1][6:] == ["+26.7 pt", "[+20.0, +30.0] pt", "↑", "↑", "yes |"]
+    assert rows[0][-2:] == ["–", "– |"]

@@ -9,7 +9,7 @@ seeds 0-2 and build seeds 1-2 (``benchmarks/seeds.py``, ``benchmarks/testbed.py`
 docs/results.md, "The learning test"), none of which the test runs.
 
 The variant test: ``VARIANT_RUN``, 8 iterations of each preset on coin level 1 with a 10-turn
-limit, run seed 0, from the random-action warm start (``VARIANT_TINY``) and without the
+limit, run seed 0, from the random-action warm start (``VARIANT_RUN``'s ``tiny``) and without the
 invalid-action cost (that start and c_adv together drift into valid no-op loops,
 docs/results.md); "improving" = the success of the training rollouts rises by
 ``MIN_VARIANT_GAIN`` from iterations 1-2 to 7-8 (128 or more episodes each: a 32-game evaluation
@@ -19,7 +19,6 @@ before and after was too noisy to assert on). The margin comes from ``python tes
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -34,9 +33,12 @@ from conftest import use_user_cache
 
 # one preset per code path: each algorithm file, seq-mean aggregation, the DAPO filter, the sequence mask
 VARIANTS = ["grpo", "grpo_st", "soft_sapo", "cispo", "gspo", "gigpo", "empg", "dapo_grpo", "sampo", "sapo", "grpo_sm"]
+# the variants start from the cheap random-action warm start (6,000 examples, 16 games: built in
+# under a minute), which wins few coin-1 games: room to improve in 8 iterations
 VARIANT_RUN = dict(family="coin", level=1, max_turns=10, invalid_adv_penalty=0.0, iterations=8, train_games=32, eval_games=4, tasks_per_iter=8,
                    group_size=8, mini_batch_size=128, micro_batch_size=128, cold_start_steps=1, eval_every=0,
-                   save_every=0, samples=0, tensorboard=False, progress=False)
+                   save_every=0, samples=0, tensorboard=False, progress=False,
+                   tiny=["warm_start=random", "warm_start_games=16", "warm_start_examples=6000"])
 MIN_VARIANT_GAIN = 0.10  # the smallest measured rise over seeds 1-2 was +0.26 (grpo), CISPO and soft SAPO aside
 # (6 iterations were too few: seed 0 rose by 0.03-0.09 for three variants whose seeds 1-2 rose by 0.25 or more)
 VARIANT_WINDOWS = range(1, 3), range(7, 9)  # iterations 1-2 and 7-8
@@ -70,18 +72,9 @@ def test_default_experiment_learns(tmp_path, user_cache):
     assert valid >= MIN_DEFAULT_VALID, f"rollout valid actions, iterations 5-6: {valid:.2f}"
 
 
-# the variants start from the cheap random-action warm start (6,000 examples, 16 games: built in
-# under a minute), which wins few coin-1 games: room to improve in 8 iterations
-VARIANT_TINY = dict(warm_start="random", warm_start_games=16, warm_start_examples=6000)
-
-
 def variant_gain(preset: str, seed: int, run_dir: str) -> tuple[float, float]:
     """Success of the training rollouts (every generated episode, 64 or more per iteration),
     iterations 1-2 and 7-8 of a short run."""
-    from sampo_ref import setup
-    from sampo_ref.tiny import TinyConfig
-
-    setup.TinyConfig = functools.partial(TinyConfig, **VARIANT_TINY)  # in this worker process only
     result = train(preset_config(preset, **VARIANT_RUN, seed=seed, run_dir=run_dir))
     return tuple(rollout_mean(result.metrics, "rollout/success_all", its) for its in VARIANT_WINDOWS)
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from sampo_ref.config import ConfigError, TrainConfig
 from sampo_ref.policy import load_policy
-from sampo_ref.tiny import TinyConfig, build_tiny
+from sampo_ref.tiny import TinyConfig, build_tiny, tiny_config
 
 CFG = TinyConfig(vocab_size=300, hidden_size=16, layers=1, heads=2, intermediate_size=32, warm_start_examples=64,
                  warm_start_epochs=2, warm_start_batch=16)
@@ -85,3 +86,30 @@ def test_a_damaged_tiny_cache_is_built_again(tmp_path, name, damage):
     calls = []
     again = build_tiny(CFG, lambda: calls.append(1) or (EXAMPLES, {}), {"data": "test"}, tmp_path)
     assert again == out and calls == [1] and (out / name).read_bytes() == good
+
+
+def test_a_runs_tiny_changes_the_recipe_typed_as_its_fields():
+    assert tiny_config(["warm_start_lr=1e-3", "seed=1", "warm_start=random", "seed=2"]) == \
+        TinyConfig(warm_start_lr=1e-3, seed=2, warm_start="random")  # the last change of a field wins
+    assert tiny_config([]) == TinyConfig() == TrainConfig().tiny_config()
+    assert TrainConfig(env="alfworld").tiny_config() == TinyConfig(warm_start="random")  # no teacher there
+    assert TrainConfig(env="alfworld", tiny=["seed=3"]).tiny_config() == TinyConfig(warm_start="random", seed=3)
+
+
+@pytest.mark.parametrize("tiny, named", [
+    (["lr=1e-3"], "'lr=1e-3' is not allowed: expected KEY=VALUE with KEY one of"),
+    (["seed"], "'seed' is not allowed"),
+    (["seed=one"], "'one' is not a valid int"),
+    (["random_share=1.5"], "random_share=1.5 is not allowed: expected in [0, 1]"),
+    (["warm_start=expert"], "warm_start='expert' is not allowed: expected teacher or random"),
+    (["warm_start_examples=0"], "warm_start_examples=0 is not allowed: expected ≥ 1"),
+])
+def test_a_bad_tiny_change_is_named_in_one_line(tiny, named):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(tiny=tiny).validate()
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_teacher_is_refused_on_alfworld():
+    with pytest.raises(ConfigError, match="expected warm_start=random"):
+        TrainConfig(env="alfworld", tiny=["warm_start=teacher"]).validate()
