@@ -57,7 +57,7 @@ def make_policy(cfg: TrainConfig, task, device: torch.device, path: Path | None 
             pairs += random_play(task, games, n_random, tiny.seed) if n_random else []
             return pairs, {"source": "teacher", "teacher_success": success, "random_examples": n_random}
 
-        path = build_tiny(tiny, examples, data_id, cache.policies())
+        path = build_tiny(tiny, examples, data_id, cache.policies(), cfg.progress)
     policy = load_policy(str(path or cfg.model), device)
     if cfg.gradient_checkpointing:
         policy.model.gradient_checkpointing_enable()

@@ -136,7 +136,7 @@ def new_model(cfg: TinyConfig, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def warm_start(policy: Policy, examples: list[tuple[str, str]], cfg: TinyConfig) -> list[float]:
+def warm_start(policy: Policy, examples: list[tuple[str, str]], cfg: TinyConfig, progress: bool = True) -> list[float]:
     """Imitate ``<action>{a}</action>`` for each (prompt, a); cross-entropy on response tokens only."""
     tok, model = policy.tokenizer, policy.model
     prompts = [policy.encode_prompt(p) for p, _ in examples]
@@ -147,7 +147,7 @@ def warm_start(policy: Policy, examples: list[tuple[str, str]], cfg: TinyConfig)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.warm_start_lr, total_steps=steps, pct_start=0.1)
     losses = []
     model.train()
-    with tqdm(total=steps, desc="tiny: warm-start", unit="step", leave=False) as bar:
+    with tqdm(total=steps, desc="tiny: warm-start", unit="step", leave=False, disable=not progress) as bar:
         for _ in range(cfg.warm_start_epochs):
             order = list(range(len(examples)))
             rng.shuffle(order)
@@ -175,25 +175,25 @@ def cache_key(cfg: TinyConfig, data_id: dict) -> str:
 
 
 def build_tiny(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str, str]], dict]], data_id: dict,
-               cache_dir: Path) -> Path:
+               cache_dir: Path, progress: bool = True) -> Path:
     """Build (or reuse) the tiny policy; returns its ``save_pretrained`` directory.
 
     ``make_examples()`` returns the warm-start (prompt, action) pairs and a dict describing them
     (kept in ``warm_start.json``); it is called only on a cache miss. Prompts and responses also
     train the tokenizer. ``data_id`` names the data (it enters the cache key). The directory
     appears atomically: a killed build leaves no half policy behind; a cached one that fails its
-    hashes is replaced.
+    hashes is replaced. ``progress``: the imitation's progress bar.
     """
     out = cache_dir / f"tiny-{cache_key(cfg, data_id)}"
     if out.exists() and manifest_problem(out) is None:
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(cache_dir / f"{out.name}.lock"):  # a second process that needs it waits, then reuses it
-        return _build(cfg, make_examples, data_id, cache_dir, out)
+        return _build(cfg, make_examples, data_id, cache_dir, out, progress)
 
 
 def _build(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str, str]], dict]], data_id: dict,
-           cache_dir: Path, out: Path) -> Path:
+           cache_dir: Path, out: Path, progress: bool) -> Path:
     problem = manifest_problem(out) if out.exists() else None
     if out.exists() and problem is None:
         return out
@@ -212,7 +212,7 @@ def _build(cfg: TinyConfig, make_examples: Callable[[], tuple[list[tuple[str, st
             examples, about = make_examples()
             tokenizer = train_tokenizer([f"{p}<action>{a}</action>" for p, a in examples], cfg.vocab_size)
             policy = Policy(new_model(cfg, tokenizer), tokenizer, torch.device("cpu"))
-            losses = warm_start(policy, examples, cfg)
+            losses = warm_start(policy, examples, cfg, progress)
         finally:
             torch.set_num_threads(threads)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))

@@ -113,3 +113,11 @@ def test_a_bad_tiny_change_is_named_in_one_line(tiny, named):
 def test_the_teacher_is_refused_on_alfworld():
     with pytest.raises(ConfigError, match="expected warm_start=random"):
         TrainConfig(env="alfworld", tiny=["warm_start=teacher"]).validate()
+
+
+def test_a_build_without_progress_prints_nothing(tmp_path, capsys):
+    """``--no-progress`` (the arena's worker processes) reaches the imitation's bar too."""
+    build_tiny(CFG, lambda: (EXAMPLES, {}), {"data": "test"}, tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""
+    build_tiny(CFG, lambda: (EXAMPLES, {}), {"data": "test"}, tmp_path / "loud")
+    assert "tiny: warm-start" in capsys.readouterr().err
