@@ -200,7 +200,7 @@ def _mean_std(values: list[float], fmt: str) -> str:
 def table(summaries: dict[str, list[dict]]) -> str:
     """The results table in markdown: one row per preset, mean ± std over its seeds."""
     has_kl = any(np.isfinite(s["kl_ref/neg_down_max"]) for runs in summaries.values() for s in runs)
-    head = ["preset", "seeds", "held-out success, final", "best", "final − best", "collapsed",
+    head = ["preset", "seeds", "held-out success, final", "best", "final − best", "collapsed", "ended below start",
             "max grad norm", "min valid format", "valid actions, final"]
     if has_kl:
         head += ["max KL-ref, A≤0 & ratio down", "max KL-ref, other bins"]
@@ -211,6 +211,7 @@ def table(summaries: dict[str, list[dict]]) -> str:
                  _mean_std([s["best"] for s in runs], ".1%"),
                  _mean_std([100 * s["drop"] for s in runs], ".1f") + " pt",
                  f"{sum(s['collapsed'] for s in runs)}/{len(runs)}",
+                 f"{sum(s['final'] < s['initial'] for s in runs)}/{len(runs)}",
                  _mean_std([s["grad_norm_max"] for s in runs], ".2f"),
                  _mean_std([s["valid_format_min"] for s in runs], ".1%"),
                  _mean_std([s["final_valid_action"] for s in runs], ".1%")]

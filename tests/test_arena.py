@@ -68,12 +68,12 @@ def test_table_mean_std_and_kl_columns():
     runs = {"grpo": [arena.summarize(records([0.2, 0.4])), arena.summarize(records([0.2, 0.6]))],
             "cispo": [arena.summarize(records([0.2, 0.8, 0.1], kl=kl))]}
     lines = arena.table(runs).splitlines()
-    assert lines[0].count("|") == 12 and len(lines) == 4
+    assert lines[0].count("|") == 13 and len(lines) == 4
     grpo, cispo = (line.split(" | ") for line in lines[2:])
-    assert grpo[1:6] == ["2", "50.0% ± 14.1%", "50.0% ± 14.1%", "0.0 ± 0.0 pt", "0/2"]
-    assert grpo[8:] == ["80.0% ± 0.0%", "–", "– |"]  # no KL split logged
-    assert cispo[2:6] == ["10.0% ± 0.0%", "80.0% ± 0.0%", "-70.0 ± 0.0 pt", "1/1"]
-    assert cispo[9:] == ["0.200 ± 0.000", "0.020 ± 0.000 |"]  # max of neg_down over iterations; NaN bins ignored
+    assert grpo[1:7] == ["2", "50.0% ± 14.1%", "50.0% ± 14.1%", "0.0 ± 0.0 pt", "0/2", "0/2"]
+    assert grpo[9:] == ["80.0% ± 0.0%", "–", "– |"]  # no KL split logged
+    assert cispo[2:7] == ["10.0% ± 0.0%", "80.0% ± 0.0%", "-70.0 ± 0.0 pt", "1/1", "1/1"]  # ended below its 20 %
+    assert cispo[10:] == ["0.200 ± 0.000", "0.020 ± 0.000 |"]  # max of neg_down over iterations; NaN bins ignored
 
 
 def test_table_without_any_kl_split_has_no_kl_columns():
@@ -93,15 +93,17 @@ def fake_arena(out: Path, presets, seeds, kl=True):
 
 @pytest.mark.slow
 def test_report_writes_table_json_and_figures(tmp_path):
-    fake_arena(tmp_path / "runs", ["grpo", "cispo"], [0, 1])
+    fake_arena(tmp_path / "runs", ["grpo", "cispo", "cispo_sm"], [0, 1])
     (tmp_path / "runs" / "cispo-s2").mkdir()  # an unfinished run is left out
-    text = arena.report(tmp_path / "runs", ["grpo", "cispo"], [0, 1, 2], {}, tmp_path / "report", {"command": "x"})
+    text = arena.report(tmp_path / "runs", ["grpo", "cispo", "cispo_sm"], [0, 1, 2], {}, tmp_path / "report",
+                        {"command": "x"})
     assert (tmp_path / "report" / "results.md").read_text() == text + "\n"
     summary = json.loads((tmp_path / "report" / "results.json").read_text())
     assert sorted(summary["runs"]["cispo"]) == ["s0", "s1"] and summary["command"] == "x"
     assert summary["arena"]["tiny"] == arena.ARENA["tiny"] == ["random_share=0.85"]
     assert summary["versus_grpo"]["cispo"]["seeds"] == ["s0", "s1"] and "− GRPO (paired by seed)" in text
-    for name in ("success.png", "kl_split.png", "stability.png", "versus_grpo.png"):
+    assert list(summary["versus_unmasked"]) == ["cispo_sm"] and "mask − no mask (paired by seed)" in text
+    for name in ("success.png", "kl_split.png", "stability.png", "versus_grpo.png", "versus_unmasked.png"):
         assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
 
 
