@@ -128,14 +128,17 @@ def run_all(out: Path, presets: list[str], seeds: list[int], overrides: dict, wo
     os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the workers before they import torch
     jobs = [(p, s) for p in presets for s in seeds]  # in the order given: a stopped arena has its first presets
     seconds = {}
-    with (ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(threads,)) as pool,
-          tqdm(total=len(jobs), unit="run") as bar):
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+        # the workers are forked at the first submit, before the bar exists: a forked copy of the bar
+        # would be redrawn, frozen at 0, whenever a worker prints a warning with tqdm.write
         futures = [pool.submit(run_one, out, p, s, overrides) for p, s in jobs]
+        bar = tqdm(total=len(jobs), unit="run")
         for future in as_completed(futures):
             preset, seed, secs, how = future.result()
             seconds[(preset, seed)] = secs
             bar.set_postfix_str(f"{preset} s{seed} {how} {secs / 60:.1f} min")
             bar.update()
+        bar.close()
     return seconds
 
 
