@@ -340,8 +340,8 @@ def _grid(n: int, title: str, sharey: bool = False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = min(n, 5)
-    rows = -(-n // cols)
+    rows = -(-n // 5)  # at most 5 panels a row, the rows filled evenly (6 presets: 2 × 3)
+    cols = -(-n // rows)
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), sharex=True, sharey=sharey, squeeze=False)
