@@ -168,6 +168,8 @@ def summarize(records: list[dict]) -> dict:
         "best_iteration": next(r["iteration"] for r in evals if r["eval/success"] == best),
         "drop": final - best,
         "grad_norm_max": _finite_max(_series(records, "actor/grad_norm_max")),
+        # the typical iteration's largest step: a run's maximum can be one spike
+        "grad_norm_median": float(np.median(_series(records, "actor/grad_norm_max") or [float("nan")])),
         "skipped_steps": sum(_series(records, "actor/skipped_steps")),
         "valid_format_min": min(_series(records, "rollout/valid_format"), default=float("nan")),
         "last_rollouts_success": float(np.mean(_series(records, "rollout/success")[-COLLAPSE_LAST:] or [float("nan")])),
@@ -204,7 +206,7 @@ def table(summaries: dict[str, list[dict]]) -> str:
     """The results table in markdown: one row per preset, mean ± std over its seeds."""
     has_kl = any(np.isfinite(s["kl_ref/neg_down_max"]) for runs in summaries.values() for s in runs)
     head = ["preset", "seeds", "held-out success, final", "best", "final − best", "collapsed", "ended below start",
-            "max grad norm", "min valid format", "valid actions, final"]
+            "max grad norm", "max grad norm, median iteration", "min valid format", "valid actions, final"]
     if has_kl:
         head += ["max KL-ref, A≤0 & ratio down", "max KL-ref, other bins"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -216,6 +218,7 @@ def table(summaries: dict[str, list[dict]]) -> str:
                  f"{sum(s['collapsed'] for s in runs)}/{len(runs)}",
                  f"{sum(s['final'] < s['initial'] for s in runs)}/{len(runs)}",
                  _mean_std([s["grad_norm_max"] for s in runs], ".2f"),
+                 _mean_std([s["grad_norm_median"] for s in runs], ".2f"),
                  _mean_std([s["valid_format_min"] for s in runs], ".1%"),
                  _mean_std([s["final_valid_action"] for s in runs], ".1%")]
         if has_kl:

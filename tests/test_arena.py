@@ -37,6 +37,7 @@ def test_summary_numbers():
     assert (s["initial"], s["final"], s["best"], s["best_iteration"]) == (0.2, 0.5, 0.6, 2)
     assert s["drop"] == pytest.approx(-0.1)
     assert (s["grad_norm_max"], s["valid_format_min"]) == (3.0, 0.8)
+    assert s["grad_norm_median"] == pytest.approx(1.75)  # the two training records: 0.5 and 3.0
     assert not s["collapsed"]
     assert math.isnan(s["kl_ref/neg_down_max"])  # a log without the KL split
     assert s["first_rollouts_success"] == pytest.approx((0.1 + 0.3) / 2)  # every episode, iterations 1-2
@@ -68,12 +69,14 @@ def test_table_mean_std_and_kl_columns():
     runs = {"grpo": [arena.summarize(records([0.2, 0.4])), arena.summarize(records([0.2, 0.6]))],
             "cispo": [arena.summarize(records([0.2, 0.8, 0.1], kl=kl))]}
     lines = arena.table(runs).splitlines()
-    assert lines[0].count("|") == 13 and len(lines) == 4
+    assert lines[0].count("|") == 14 and len(lines) == 4
     grpo, cispo = (line.split(" | ") for line in lines[2:])
     assert grpo[1:7] == ["2", "50.0% ± 14.1%", "50.0% ± 14.1%", "0.0 ± 0.0 pt", "0/2", "0/2"]
-    assert grpo[9:] == ["80.0% ± 0.0%", "–", "– |"]  # no KL split logged
+    assert grpo[7:9] == ["0.50 ± 0.00", "0.50 ± 0.00"]  # one training record each
+    assert grpo[10:] == ["80.0% ± 0.0%", "–", "– |"]  # no KL split logged
     assert cispo[2:7] == ["10.0% ± 0.0%", "80.0% ± 0.0%", "-70.0 ± 0.0 pt", "1/1", "1/1"]  # ended below its 20 %
-    assert cispo[10:] == ["0.200 ± 0.000", "0.020 ± 0.000 |"]  # max of neg_down over iterations; NaN bins ignored
+    assert cispo[7:9] == ["0.70 ± 0.00", "0.60 ± 0.00"]  # max and median of the per-iteration maxima 0.5, 0.7
+    assert cispo[11:] == ["0.200 ± 0.000", "0.020 ± 0.000 |"]  # max of neg_down over iterations; NaN bins ignored
 
 
 def test_table_without_any_kl_split_has_no_kl_columns():
