@@ -161,15 +161,15 @@ def summarize(records: list[dict]) -> dict:
         raise ValueError(f"a run needs a final held-out evaluation; got {len(evals)} evaluation record(s) without one")
     best = max(r["eval/success"] for r in evals)
     final = evals[-1]["eval/success"]
+    grad = _series(records, "actor/grad_norm_max")  # each iteration's largest step
     out = {
         "initial": evals[0]["eval/success"],
         "final": final,
         "best": best,
         "best_iteration": next(r["iteration"] for r in evals if r["eval/success"] == best),
         "drop": final - best,
-        "grad_norm_max": _finite_max(_series(records, "actor/grad_norm_max")),
-        # the typical iteration's largest step: a run's maximum can be one spike
-        "grad_norm_median": float(np.median(_series(records, "actor/grad_norm_max") or [float("nan")])),
+        "grad_norm_max": _finite_max(grad),
+        "grad_norm_median": float(np.median(grad or [float("nan")])),  # the typical iteration: a maximum can be one spike
         "skipped_steps": sum(_series(records, "actor/skipped_steps")),
         "valid_format_min": min(_series(records, "rollout/valid_format"), default=float("nan")),
         "last_rollouts_success": float(np.mean(_series(records, "rollout/success")[-COLLAPSE_LAST:] or [float("nan")])),
@@ -194,6 +194,11 @@ def collapsed(summary: dict) -> bool:
     return bool(fell or dead or summary["valid_format_min"] < COLLAPSE_FORMAT)
 
 
+def _count(runs: list[dict], predicate) -> str:
+    """How many of the runs' summaries satisfy ``predicate``, as ``k/n``."""
+    return f"{sum(bool(predicate(s)) for s in runs)}/{len(runs)}"
+
+
 def _mean_std(values: list[float], fmt: str) -> str:
     values = [v for v in values if np.isfinite(v)]
     if not values:
@@ -215,8 +220,8 @@ def table(summaries: dict[str, list[dict]]) -> str:
                  _mean_std([s["final"] for s in runs], ".1%"),
                  _mean_std([s["best"] for s in runs], ".1%"),
                  _mean_std([100 * s["drop"] for s in runs], ".1f") + " pt",
-                 f"{sum(s['collapsed'] for s in runs)}/{len(runs)}",
-                 f"{sum(s['final'] < s['initial'] for s in runs)}/{len(runs)}",
+                 _count(runs, lambda s: s["collapsed"]),
+                 _count(runs, lambda s: s["final"] < s["initial"]),
                  _mean_std([s["grad_norm_max"] for s in runs], ".2f"),
                  _mean_std([s["grad_norm_median"] for s in runs], ".2f"),
                  _mean_std([s["valid_format_min"] for s in runs], ".1%"),
@@ -302,7 +307,7 @@ def unmasked_table(per_run: dict[str, dict[str, dict]], comparison: dict[str, di
     """Finding 3 in markdown: each masked preset beside its unmasked one (final success, collapsed runs)."""
     def cells(preset):
         runs = list(per_run[preset].values())
-        return _mean_std([s["final"] for s in runs], ".1%"), f"{sum(s['collapsed'] for s in runs)}/{len(runs)}"
+        return _mean_std([s["final"] for s in runs], ".1%"), _count(runs, lambda s: s["collapsed"])
 
     lines = ["| preset | held-out success, final | collapsed | without the mask | final | collapsed "
              "| mask − no mask (paired by seed) | 95 % bootstrap interval | ours | paper (Finding 3) | agrees |",

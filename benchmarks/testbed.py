@@ -54,7 +54,7 @@ def run(row: str, seed: int, level: int, iterations: int, root: Path, extra: dic
     _, tiny, flags = ROWS[row]
     flags = dict(flags)
     preset = flags.pop("preset", "sampo")
-    teacher = "warm_start=random" not in tiny  # --tiny changes the teacher rows only
+    teacher = tiny_config(tiny).warm_start == "teacher"  # --tiny changes the teacher rows only
     cfg = preset_config(preset, family="coin", level=level, iterations=iterations, seed=seed, progress=False,
                         eval_every=0, save_every=0, tensorboard=False, run_dir=str(root / f"{row}-s{seed}"),
                         tiny=tiny + (tiny_extra if teacher else []), **{**flags, **extra})

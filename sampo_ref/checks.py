@@ -37,3 +37,11 @@ def model_problem(model: str) -> str | None:
 class ConfigError(ValueError):
     """A bad config value or run file; the one-line message names the field or the file, the value and
     what is expected (the command line prints it instead of a traceback)."""
+
+
+def check_fields(obj, checks: list[tuple[str, bool, str]], prefix: str = "") -> None:
+    """Raise ``ConfigError`` for the first ``(field, ok, allowed)`` that is not ok, naming the field of
+    ``obj``, its value and what is allowed, in one line (``prefix`` says whose field it is)."""
+    for name, ok, allowed in checks:
+        if not ok:
+            raise ConfigError(f"{prefix}{name}={getattr(obj, name)!r} is not allowed: expected {allowed}")

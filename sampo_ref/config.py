@@ -21,7 +21,7 @@ from pathlib import Path
 from sampo_ref.algos import empg, gigpo, grpo, sapo, soft_sapo
 from sampo_ref.algos import seq_mask as sequence_masking  # not "seq_mask": a field below has that name
 from sampo_ref.algos.common import AGG_MODES
-from sampo_ref.checks import HUB_ID, ConfigError, model_problem  # noqa: F401 (re-exported)
+from sampo_ref.checks import HUB_ID, ConfigError, check_fields, model_problem  # noqa: F401 (re-exported)
 
 
 CONFIG_VERSION = 2  # of a run's config.json (``config_version``); a reader refuses any other (2: the field tiny)
@@ -272,9 +272,7 @@ class TrainConfig:
             ("eval_top_p", 0 < self.eval_top_p <= 1, "in (0, 1]"),
             ("eval_top_k", self.eval_top_k >= 0, "≥ 0"),
         ]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: expected {allowed}")
+        check_fields(self, checks)
         if self.tiny_config().warm_start != "random" and not toy:  # a bad KEY=VALUE is named by tiny_config
             raise ConfigError(f"tiny={self.tiny!r} is not allowed with env={self.env!r}: expected warm_start=random "
                               "(the teacher is an explorer of toy rooms)")

@@ -44,7 +44,7 @@ import torch
 from filelock import FileLock
 from tqdm import tqdm
 
-from sampo_ref.checks import ConfigError
+from sampo_ref.checks import ConfigError, check_fields
 from sampo_ref.manifest import manifest_problem, write_manifest
 from sampo_ref.policy import Policy, left_pad, right_pad, sequence_logprobs
 
@@ -82,9 +82,7 @@ class TinyConfig:
         checks += [(name, getattr(self, name) >= 1, "≥ 1") for name in (
             "vocab_size", "hidden_size", "layers", "heads", "intermediate_size", "warm_start_games",
             "warm_start_examples", "warm_start_epochs", "warm_start_batch")]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise ConfigError(f"tiny: {name}={getattr(self, name)!r} is not allowed: expected {allowed}")
+        check_fields(self, checks, prefix="tiny: ")
 
 
 def tiny_config(overrides: Sequence[str] = (), **base) -> TinyConfig:
